@@ -1,0 +1,80 @@
+"""jupyter_peft: parameter-efficient fine-tuning in a notebook.
+
+    %load_ext jupyter_peft
+    %peft model            # the studio
+    %%peft model           # a Plan as YAML: apply it (and train)
+
+Loading the extension must stay fast: nothing here imports torch, transformers, peft, trl
+or bitsandbytes. The public names are resolved lazily from their rooms on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._errors import PlanError
+
+__version__ = "0.1.0"
+
+# public name -> (module, attribute); imported on first access (PEP 562)
+_LAZY: dict[str, tuple[str, str]] = {
+    "Plan": ("plan", "Plan"),
+    "inspect": ("inspect", "inspect"),
+    "ModelMap": ("inspect", "ModelMap"),
+    "apply": ("apply", "apply"),
+    "Summary": ("summary", "Summary"),
+    "summarize": ("summary", "summarize"),
+    "methods": ("methods", None),
+    "estimate": ("memory", "estimate"),
+    "MemoryEstimate": ("memory", "MemoryEstimate"),
+    "train": ("train", "train"),
+    "Run": ("train", "Run"),
+    "attach": ("train", "attach"),
+    "studio": ("widgets.studio", "studio"),
+    "Studio": ("widgets.studio", "Studio"),
+    "export": ("export", "export"),
+    "demo": ("demo", None),
+}
+
+__all__ = ["PlanError", "load_ipython_extension", "unload_ipython_extension", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'jupyter_peft' has no attribute {name!r}")
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(f".{module_name}", __name__)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext jupyter_peft`: register `%peft` and `%%peft` (twice is harmless)."""
+    from .magics import PeftMagics
+
+    ipython.register_magics(PeftMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """`%unload_ext jupyter_peft`: remove the magics again."""
+    for kind in ("line", "cell"):
+        ipython.magics_manager.magics[kind].pop("peft", None)
+    ipython.magics_manager.registry.pop("PeftMagics", None)
+
+
+if TYPE_CHECKING:  # real imports for type checkers and IDEs only
+    from . import demo, methods
+    from .apply import apply
+    from .export import export
+    from .inspect import ModelMap, inspect
+    from .memory import MemoryEstimate, estimate
+    from .plan import Plan
+    from .summary import Summary, summarize
+    from .train import Run, attach, train
+    from .widgets.studio import Studio, studio

@@ -17,23 +17,25 @@ from ._errors import PlanError
 
 __version__ = "0.1.0"
 
-# public name -> (module, attribute); imported on first access (PEP 562)
+# public name -> (module, attribute); imported on first access (PEP 562). No room is named
+# like a public function (`inspect`, `apply`, `train`, `export`): importing a submodule sets
+# the package attribute of its name, which would shadow the function.
 _LAZY: dict[str, tuple[str, str]] = {
     "Plan": ("plan", "Plan"),
-    "inspect": ("inspect", "inspect"),
-    "ModelMap": ("inspect", "ModelMap"),
-    "apply": ("apply", "apply"),
+    "inspect": ("modelmap", "inspect"),
+    "ModelMap": ("modelmap", "ModelMap"),
+    "apply": ("adapt", "apply"),
     "Summary": ("summary", "Summary"),
     "summarize": ("summary", "summarize"),
     "methods": ("methods", None),
     "estimate": ("memory", "estimate"),
     "MemoryEstimate": ("memory", "MemoryEstimate"),
-    "train": ("train", "train"),
-    "Run": ("train", "Run"),
-    "attach": ("train", "attach"),
+    "train": ("run", "train"),
+    "Run": ("run", "Run"),
+    "attach": ("run", "attach"),
     "studio": ("widgets.studio", "studio"),
     "Studio": ("widgets.studio", "Studio"),
-    "export": ("export", "export"),
+    "export": ("exports", "export"),
     "demo": ("demo", None),
 }
 
@@ -72,7 +74,7 @@ if TYPE_CHECKING:  # real imports for type checkers and IDEs only
     from . import demo, methods
     from .apply import apply
     from .export import export
-    from .inspect import ModelMap, inspect
+    from .modelmap import ModelMap, inspect
     from .memory import MemoryEstimate, estimate
     from .plan import Plan
     from .summary import Summary, summarize

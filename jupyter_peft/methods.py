@@ -341,8 +341,12 @@ def check_option(method: Method, name: str, value: Any, **where: Any) -> Any:
         raise PlanError(
             f"{value!r} is not valid: expected {opt.type_name}", key=name, value=value, choices=choices, **where
         ) from None
-    if isinstance(value, int) and not isinstance(value, bool) and _POSITIVE.match(name) and value < 1:
-        raise PlanError(f"{value!r} is not valid: {name} must be a positive integer", key=name, value=value, **where)
+    if isinstance(value, int) and not isinstance(value, bool) and _POSITIVE.match(name):
+        # 0 is a real choice where peft defaults to it (OFT's r) or for block sizes (OFT: r or size)
+        zero_ok = opt.default == 0 or name.endswith("block_size")
+        if value < 0 or (value == 0 and not zero_ok):
+            need = "a non-negative" if zero_ok else "a positive"
+            raise PlanError(f"{value!r} is not valid: {name} must be {need} integer", key=name, value=value, **where)
     if name.endswith("dropout") and isinstance(value, float) and not 0.0 <= value < 1.0:
         raise PlanError(f"{value!r} is not valid: a dropout is in [0, 1)", key=name, value=value, **where)
     if name in method.fixed and value != method.fixed[name]:

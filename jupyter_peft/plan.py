@@ -136,9 +136,15 @@ class Plan:
             return None
         return self.options.get(name, self.method_spec.options[name].default)
 
-    def peft_config(self, task_type: str | None = None, target_modules: Any = None) -> Any:
-        """peft's config for this plan. `target_modules`, when given, overrides the plan's
-        (apply passes the resolved form); `task_type` is used unless the plan sets one."""
+    def peft_config(
+        self,
+        task_type: str | None = None,
+        target_modules: Any = None,
+        ranks: dict[str, int] | None = None,
+        alphas: dict[str, float] | None = None,
+    ) -> Any:
+        """peft's config for this plan. `task_type` is used unless the plan sets one; the other
+        arguments override the plan's (apply passes the forms it resolved against a model)."""
         from . import methods
 
         spec = self.method_spec
@@ -148,10 +154,12 @@ class Plan:
         extra: dict[str, Any] = {}
         if spec.targets_modules:
             extra["target_modules"] = target_modules if target_modules is not None else self.target_modules
-        if self.ranks:
-            extra["rank_pattern"] = dict(self.ranks)
-        if self.alphas:
-            extra["alpha_pattern"] = dict(self.alphas)
+        ranks = self.ranks if ranks is None else ranks
+        alphas = self.alphas if alphas is None else alphas
+        if ranks:
+            extra["rank_pattern"] = dict(ranks)
+        if alphas:
+            extra["alpha_pattern"] = dict(alphas)
         return methods.build_config(spec, options, **extra)
 
 

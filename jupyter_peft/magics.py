@@ -1,0 +1,235 @@
+"""`%peft` and `%%peft`: thin text front ends over the rooms (plan, adapt, run, memory, exports).
+
+A user's mistake never shows a library traceback: it becomes a `UsageError` (IPython prints
+just the message) naming the line, the key, the bad value and what would be valid, and
+nothing in the kernel has changed.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from traitlets import Bool, Unicode
+
+from ._errors import PlanError, did_you_mean
+
+_HELP = """\
+%peft MODEL                      the studio: pick modules, ranks and method on MODEL
+%peft status                     what is applied, and runs in progress
+%peft stop                       stop the active training run (its adapter is saved)
+%peft estimate MODEL [options]   memory a training step will take (see %peft estimate --help)
+%peft export PATH [options]      the plan as a script, TRL config or accelerate config
+
+%%peft MODEL [--as NAME]         apply the YAML plan in the cell to MODEL, bind NAME (peft_model)
+    method: lora
+    r: 16
+    target_modules: [q_proj, v_proj]
+    train: {trainer: sft, dataset: ds, max_steps: 200}
+"""
+
+
+class PeftCellError(UsageError):
+    """A bad %%peft cell or %peft line. Shown without a traceback; nothing was changed."""
+
+    def __init__(self, message: str, line: int | None = None, key: str | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+        self.key = key
+
+
+def _user_error(err: PlanError, cell_offset: int = 0) -> PeftCellError:
+    """A PlanError as a UsageError. `cell_offset` turns YAML lines into the cell's lines (the
+    `%%peft` line is line 1 of the cell as Jupyter numbers it)."""
+    line = err.line + cell_offset if err.line is not None else None
+    located = PlanError(err.message, key=err.key, line=line, value=err.value, choices=err.choices)
+    return PeftCellError(str(located), line=line, key=err.key)
+
+
+@magics_class
+class PeftMagics(Magics):
+    """The `%peft` line magic and `%%peft` cell magic. Settings: `%config PeftMagics.<name> = ...`."""
+
+    runs_dir = Unicode("peft_runs", help="Folder where training runs save adapters and histories.").tag(config=True)
+    show_summary = Bool(True, help="Display the adapter summary after %%peft applies a plan.").tag(config=True)
+
+    # ---- %%peft ---------------------------------------------------------------------------
+
+    @line_cell_magic
+    def peft(self, line: str, cell: str | None = None) -> Any:
+        """%%peft MODEL [--as NAME]: apply the YAML plan in the cell. %peft ...: see `%peft help`."""
+        if cell is None:
+            return self._line(line)
+        return self._cell(line, cell)
+
+    def _cell(self, line: str, cell: str) -> Any:
+        from .plan import Plan
+
+        model_name, bind_as = _parse_cell_line(line)
+        try:
+            plan = Plan.from_yaml(cell)
+        except PlanError as err:
+            raise _user_error(err, cell_offset=1) from None
+        ns = self.shell.user_ns
+        try:
+            if plan.train is not None:
+                _check_train_refs(plan, ns)
+            if plan.base is not None:
+                from .loading import load_base
+
+                model, tokenizer = load_base(plan)
+                ns["model"], ns["tokenizer"] = model, tokenizer
+            else:
+                if model_name is None:
+                    raise PlanError("name the model to adapt: `%%peft model` (or give `base:` in the plan)")
+                model = _lookup_model(ns, model_name)
+            from .adapt import apply
+
+            peft_model = apply(plan, model)
+        except PlanError as err:
+            raise _user_error(err, cell_offset=1) from None
+        ns[bind_as] = peft_model
+        if self.show_summary:
+            from IPython.display import display
+
+            from .summary import summarize
+
+            display(summarize(peft_model))
+        if plan.train is not None:
+            from .run import train_from_plan
+
+            ns["peft_run"] = train_from_plan(peft_model, plan, ns, runs_dir=self.runs_dir)
+        return None
+
+    # ---- %peft ----------------------------------------------------------------------------
+
+    def _line(self, line: str) -> Any:
+        words = shlex.split(line)
+        if not words or words[0] in ("help", "-h", "--help"):
+            print(_HELP)
+            return None
+        command, rest = words[0], words[1:]
+        try:
+            if command == "status":
+                return self._status()
+            if command == "stop":
+                from .run import stop_active
+
+                return stop_active()
+            if command == "estimate":
+                from .memory import estimate_magic
+
+                return estimate_magic(rest, self.shell.user_ns)
+            if command == "export":
+                from .exports import export_magic
+
+                return export_magic(rest, self.shell.user_ns)
+            if len(words) > 1 and not words[1].startswith("-"):
+                raise PlanError(f"unknown command {command!r}", choices=["status", "stop", "estimate", "export"])
+            from .widgets.studio import studio_magic
+
+            return studio_magic(words, self.shell.user_ns)
+        except PlanError as err:
+            raise _user_error(err) from None
+
+    def _status(self) -> Any:
+        from IPython.display import display
+
+        from .summary import summarize
+
+        peft_models = _peft_models(self.shell.user_ns)
+        if not peft_models:
+            print("No adapter applied yet: write a %%peft cell or open the studio with %peft MODEL.")
+        for name, pm in peft_models.items():
+            print(f"{name}:")
+            display(summarize(pm))
+        import sys
+
+        run_room = sys.modules.get("jupyter_peft.run")  # never imported: no run ever started
+        if run_room is not None:
+            run_room.runs_status()
+        return None
+
+
+def _parse_cell_line(line: str) -> tuple[str | None, str]:
+    """(MODEL, NAME) from `MODEL [--as NAME]`."""
+    try:
+        words = shlex.split(line)
+    except ValueError as err:
+        raise PeftCellError(f"cannot read the magic line {line!r}: {err}") from None
+    model, bind_as = None, "peft_model"
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in ("--as", "-a"):
+            if i + 1 >= len(words):
+                raise PeftCellError("--as needs a variable name: %%peft model --as tuned")
+            bind_as = words[i + 1]
+            i += 2
+            continue
+        if word.startswith("--as="):
+            bind_as = word.split("=", 1)[1]
+        elif word.startswith("-"):
+            raise PeftCellError(f"unknown option {word!r} (valid: --as NAME)")
+        elif model is None:
+            model = word
+        else:
+            raise PeftCellError(f"unexpected {word!r}: the line is `%%peft MODEL [--as NAME]`")
+        i += 1
+    if not bind_as.isidentifier():
+        raise PeftCellError(f"--as {bind_as!r} is not a valid Python name")
+    if model is not None and not all(part.isidentifier() for part in model.split(".")):
+        raise PeftCellError(f"{model!r} is not a variable name: %%peft MODEL names a variable holding the model")
+    return model, bind_as
+
+
+def _lookup_model(ns: dict[str, Any], name: str) -> Any:
+    """The torch model bound to `name` (dotted names allowed), or a PlanError with close names."""
+    import torch.nn as nn
+
+    head, *attrs = name.split(".")
+    if head not in ns:
+        modules = [k for k, v in ns.items() if not k.startswith("_") and isinstance(v, nn.Module)]
+        close = did_you_mean(head, modules) or modules
+        hint = f"; models in this notebook: {', '.join(close)}" if close else "; load one first"
+        raise PlanError(f"no variable named {head!r}{hint}", value=name, choices=close)
+    value = ns[head]
+    for attr in attrs:
+        if not hasattr(value, attr):
+            raise PlanError(f"{name!r}: {type(value).__name__} has no attribute {attr!r}", value=name)
+        value = getattr(value, attr)
+    if not isinstance(value, nn.Module):
+        raise PlanError(
+            f"{name!r} holds a {type(value).__name__} value, not a torch model (nn.Module)",
+            value=name,
+            choices=[k for k, v in ns.items() if not k.startswith("_") and isinstance(v, nn.Module)],
+        )
+    return value
+
+
+def _check_train_refs(plan: Any, ns: dict[str, Any]) -> None:
+    """The train block's variables exist before anything is applied."""
+    for key in ("dataset", "eval_dataset", "tokenizer"):
+        name = plan.train.get(key)
+        if name is not None and name not in ns:
+            raise PlanError(
+                f"no variable named {name!r} in the notebook",
+                key=f"train.{key}",
+                value=name,
+                choices=did_you_mean(name, [k for k in ns if not k.startswith("_")]),
+            )
+    for name in plan.train.get("reward_funcs", []):
+        if name.isidentifier() and name not in ns:
+            raise PlanError(f"no function named {name!r} in the notebook", key="train.reward_funcs", value=name)
+
+
+def _peft_models(ns: dict[str, Any]) -> dict[str, Any]:
+    import sys
+
+    if "peft" not in sys.modules:  # nothing can be applied without peft imported
+        return {}
+    from peft import PeftModel
+
+    return {k: v for k, v in ns.items() if not k.startswith("_") and isinstance(v, PeftModel)}

@@ -78,5 +78,5 @@ if TYPE_CHECKING:  # real imports for type checkers and IDEs only
     from .memory import MemoryEstimate, estimate
     from .plan import Plan
     from .summary import Summary, summarize
-    from .train import Run, attach, train
+    from .run import Run, attach, train
     from .widgets.studio import Studio, studio

@@ -10,6 +10,7 @@ model is put back exactly as it was.
 from __future__ import annotations
 
 import re
+import sys
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,9 @@ def check(plan: Any, model: Any) -> Checked:
     if not isinstance(model, nn.Module):
         raise PlanError(f"expected a torch model (nn.Module), got {type(model).__name__}")
     spec = plan.method_spec
+    run_room = sys.modules.get("jupyter_peft.run")  # imported once a run has started
+    if run_room is not None:
+        run_room.check_idle(model)  # replacing adapters under a training thread would break it
     existing = find_peft_model(model)
     model_map = inspect(existing if existing is not None else model)
     _check_quantization(plan, model_map)

@@ -127,6 +127,8 @@ def defaults(trainer: str, on_gpu: bool) -> dict[str, Any]:
         "report_to": "none",
         "save_strategy": "no",
         "disable_tqdm": True,
+        # the dashboard flags a NaN/inf loss the step it appears; transformers would hide it
+        "logging_nan_inf_filter": False,
         "bf16": on_gpu and _bf16_supported(),
         "fp16": False,
         # transformers 5 renamed gradient_checkpointing; set whichever this version has

@@ -1,0 +1,120 @@
+// @vitest-environment happy-dom
+import { describe, expect, it } from "vitest";
+import type { PlotLib } from "./charts";
+import { mount, type Model } from "./index";
+
+/** An anywidget model: traits by name, events, and the messages the view sends. */
+class FakeModel implements Model {
+  sent: object[] = [];
+  private handlers = new Map<string, Set<(...a: any[]) => void>>();
+  constructor(private traits: Record<string, any>) {}
+  get(name: string) { return this.traits[name]; }
+  set(name: string, value: any) { this.traits[name] = value; this.emit(`change:${name}`); }
+  on(event: string, cb: (...a: any[]) => void) {
+    if (!this.handlers.has(event)) this.handlers.set(event, new Set());
+    this.handlers.get(event)!.add(cb);
+  }
+  off(event: string, cb: (...a: any[]) => void) { this.handlers.get(event)?.delete(cb); }
+  emit(event: string, ...args: any[]) { for (const cb of this.handlers.get(event) ?? []) cb(...args); }
+  send(content: object) { this.sent.push(content); }
+  listeners() { return [...this.handlers.values()].reduce((n, s) => n + s.size, 0); }
+}
+
+/** Records what the view asks plotly to draw: per div, its traces' points. */
+class RecordingPlot implements PlotLib {
+  calls: string[] = [];
+  traces = new Map<HTMLElement, { x: number[]; y: (number | null)[] }[]>();
+  layouts = new Map<HTMLElement, any>();
+  newPlot(div: HTMLElement, data: any[], layout: object) { this.draw("newPlot", div, data, layout); }
+  react(div: HTMLElement, data: any[], layout: object) { this.draw("react", div, data, layout); }
+  extendTraces(div: HTMLElement, update: { x: number[][]; y: (number | null)[][] }, idx: number[]) {
+    this.calls.push("extendTraces");
+    idx.forEach((t, j) => {
+      const trace = this.traces.get(div)![t];
+      trace.x = trace.x.concat(update.x[j]);
+      trace.y = trace.y.concat(update.y[j]);
+    });
+  }
+  purge(div: HTMLElement) { this.calls.push("purge"); this.traces.delete(div); }
+  private draw(call: string, div: HTMLElement, data: any[], layout: object) {
+    this.calls.push(call);
+    this.traces.set(div, data.map((d) => ({ x: d.x, y: d.y })));
+    this.layouts.set(div, layout);
+  }
+}
+
+function setup(extra: Record<string, any> = {}) {
+  const model = new FakeModel({
+    status: { state: "running", title: "sft run", percent: 40, progress_text: "step 4/10", message: "", error: "" },
+    panels: [{ id: "loss", title: "loss", keys: ["loss"], log_y: false }],
+    flags: [], params: {}, memory: { label: "process memory (RSS)", text: "600 MiB", estimate_text: "" },
+    max_points: 50, ...extra,
+  });
+  const root = document.createElement("div");
+  const plot = new RecordingPlot();
+  const cleanup = mount(model, root, plot);
+  const lossDiv = root.querySelector<HTMLElement>('[data-panel="loss"]')!;
+  return { model, root, plot, cleanup, lossDiv };
+}
+
+describe("dashboard view", () => {
+  it("asks for the history, then draws a reset and extends with new points only", () => {
+    const { model, plot, lossDiv } = setup();
+    expect(model.sent).toEqual([{ kind: "sync" }]);
+    model.emit("msg:custom", { kind: "reset", series: { loss: [[1, 2], [3.0, 2.5]] } });
+    model.emit("msg:custom", { kind: "points", series: { loss: [[3], [2.25]] } });
+    expect(plot.traces.get(lossDiv)![0]).toEqual({ x: [1, 2, 3], y: [3.0, 2.5, 2.25] });
+    expect(plot.calls.filter((c) => c === "extendTraces")).toHaveLength(1);
+  });
+
+  it("keeps at most max_points per trace over a long run", () => {
+    const { model, plot, lossDiv } = setup();
+    for (let step = 1; step <= 1000; step += 2) {
+      model.emit("msg:custom", { kind: "points", series: { loss: [[step, step + 1], [1, 1]] } });
+    }
+    const trace = plot.traces.get(lossDiv)![0];
+    expect(trace.x.length).toBeLessThanOrEqual(50);
+    expect(trace.x[trace.x.length - 1]).toBe(1000);
+  });
+
+  it("shows status and memory from the traits, and a new trace when a panel gains a key", () => {
+    const { model, root, plot, lossDiv } = setup();
+    expect(root.querySelector(".jp-peft-progress-text")!.textContent).toBe("step 4/10");
+    expect(root.querySelector<HTMLElement>(".jp-peft-bar")!.style.width).toBe("40%");
+    expect(root.querySelector(".jp-peft-memory")!.textContent).toBe("process memory (RSS): 600 MiB");
+    model.set("panels", [{ id: "loss", title: "loss", keys: ["loss", "eval_loss"], log_y: false }]);
+    expect(plot.traces.get(lossDiv)).toHaveLength(2);
+  });
+
+  it("marks NaN steps on the loss chart and lists them", () => {
+    const { model, root, plot, lossDiv } = setup();
+    model.set("flags", [{ step: 7, key: "loss", value: "nan" }]);
+    expect(root.querySelector(".jp-peft-flags")!.textContent).toBe("loss = nan at step 7");
+    expect(plot.layouts.get(lossDiv).shapes[0]).toMatchObject({ x0: 7, x1: 7 });
+  });
+
+  it("sends stop and save, and disables them once the run is over", () => {
+    const { model, root } = setup();
+    root.querySelector<HTMLButtonElement>(".jp-peft-stop")!.click();
+    root.querySelector<HTMLButtonElement>(".jp-peft-save")!.click();
+    expect(model.sent.slice(1)).toEqual([{ kind: "stop" }, { kind: "save" }]);
+    model.set("status", { state: "stopped" });
+    expect(root.querySelector<HTMLButtonElement>(".jp-peft-stop")!.disabled).toBe(true);
+    expect(root.querySelector(".jp-peft-state")!.getAttribute("data-state")).toBe("stopped");
+  });
+
+  it("draws the trainable-parameter bars from the params trait", () => {
+    const rows = [{ role: "self_attn.q_proj", trainable: 2048, text: "2,048" }, { role: "v", trainable: 10, text: "10" }];
+    const { root, plot } = setup({ params: { title: "trainable: 2,058", rows } });
+    const bars = plot.traces.get(root.querySelector<HTMLElement>(".jp-peft-params")!)![0];
+    expect(bars.x).toEqual([10, 2048]);
+  });
+
+  it("cleans up: listeners removed, charts purged, nodes gone", () => {
+    const { model, root, plot, cleanup } = setup();
+    cleanup();
+    expect(model.listeners()).toBe(0);
+    expect(plot.calls).toContain("purge");
+    expect(root.children).toHaveLength(0);
+  });
+});

@@ -1,0 +1,468 @@
+"""Training inside the kernel: a TRL trainer in a background thread, watched live, never lost.
+
+    run = jp.train(peft_model, plan, dataset=ds, tokenizer=tok)   # returns at once
+    run.state       # running -> stopping -> stopped | finished | failed   ("ready": attached, not started)
+    run.df          # every logged value with its step (pandas); run.history as dicts
+    run.stop(); run.wait(); run.save()
+    run.generate("..."); run.compare("...")      # the tuned model at once, and with the adapter off
+
+The trainer's logs reach the Run through a callback on the training thread (`recorder.py`);
+Stop and Save now become the trainer's own stop/save controls at the next step, so the trainer
+writes the checkpoint. One run trains a model at a time. Interrupting the kernel stops active
+runs (`interrupts.py`). A run's folder keeps the plan, the history and the checkpoints
+(`runfolder.py`); `resume_from` continues a run's step count and charts.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+import weakref
+from pathlib import Path
+from typing import Any
+
+from . import interrupts, runfolder
+from ._errors import PlanError, did_you_mean
+from .metrics import Tracker, format_bytes
+
+LIVE = ("running", "stopping")
+_ACTIVE: dict[int, Run] = {}  # id(base model) -> the run training it
+_RECENT: list[weakref.ref[Run]] = []
+_LOCK = threading.Lock()
+
+
+class Run:
+    """One training run of a trainer; see the module docstring. Build with `jp.train` or `jp.attach`."""
+
+    def __init__(self, trainer: Any, *, plan: Any = None, resume: Path | None = None,
+                 prior: list[dict[str, Any]] | None = None, stop_on_nan: bool = True) -> None:
+        from .recorder import Recorder
+        from .widgets.dashboard import Dashboard
+
+        self.trainer = trainer
+        self.model = trainer.model
+        self.plan = plan
+        self.folder = Path(trainer.args.output_dir)
+        self.state = "ready"
+        self.error: str | None = None
+        """What went wrong, for a failed run ("ValueError: ...", or the step a loss became NaN)."""
+        self.traceback: str | None = None
+        self.checkpoint: Path | None = resume
+        """The last checkpoint written (adapter + optimizer): what Stop, Save now and the end write."""
+        self.tracker = Tracker()
+        self.stop_on_nan = stop_on_nan
+        self._resume, self._prior, self._written = resume, list(prior or []), len(prior or [])
+        self._stop_requested, self._save_requested, self._save_done = (threading.Event() for _ in range(3))
+        self._thread: threading.Thread | None = None
+        self._foreground = False
+        self._restore_sigint = lambda: None
+        self._cuda = _on_cuda(self.model)
+        trainer.add_callback(Recorder(self))
+        self.dashboard = Dashboard(self)
+        _RECENT.append(weakref.ref(self))
+
+    # ---- public --------------------------------------------------------------------------
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """Every logged value with its step, time and derived rates, oldest first."""
+        return self.tracker.rows
+
+    @property
+    def df(self) -> Any:
+        """The history as a pandas DataFrame (one row per log; eval logs carry eval_* columns)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.tracker.rows)
+
+    @property
+    def step(self) -> int:
+        return int(getattr(self.trainer.state, "global_step", 0) or self.tracker.step)
+
+    @property
+    def max_steps(self) -> int | None:
+        return self.tracker.max_steps or getattr(self.trainer.args, "max_steps", None)
+
+    def start(self) -> Run:
+        """Train in a background thread; the cell returns at once."""
+        if self.state != "ready":
+            raise PlanError(f"this run is {self.state}; start another with jp.train(...) (resume_from continues it)")
+        _claim(self)
+        if threading.current_thread() is threading.main_thread():
+            interrupts.install(stop_all, _cell_failed)
+        self.state = "running"
+        self._thread = threading.Thread(target=self._train, name=f"jupyter_peft {self.folder.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> Run:
+        """Stop at the next step boundary; the trainer saves a checkpoint first. Returns at once."""
+        if self.state == "running":
+            self.state = "stopping"
+            self._stop_requested.set()
+            self.dashboard.refresh()
+        return self
+
+    def wait(self, timeout: float | None = None) -> str:
+        """Block until the run ends (or `timeout` seconds); returns the state. An interrupt while
+        waiting stops the run and waits for its checkpoint."""
+        if self._thread is None:
+            return self.state
+        try:
+            self._thread.join(timeout)
+        except KeyboardInterrupt:
+            self.stop()
+            self._thread.join()
+            print(f"Interrupted: {self.describe()}")
+        if not self._thread.is_alive():
+            self.dashboard.finish()  # again from this thread: some front ends only take updates here
+        return self.state
+
+    def save(self, wait: bool = True, timeout: float | None = 600) -> Path | None:
+        """Write a checkpoint now (while training: at the next step). Returns its folder."""
+        if self.state in LIVE:
+            self._save_done.clear()
+            self._save_requested.set()
+            if wait and threading.current_thread() is not self._thread:
+                self._save_done.wait(timeout)
+            return self.checkpoint
+        if self.state == "ready":
+            raise PlanError("nothing to save yet: the run has not started")
+        return self._write_checkpoint()
+
+    def generate(self, prompt: Any, max_new_tokens: int = 64, **generate_kwargs: Any) -> str:
+        """The tuned model's continuation of `prompt` (text, or chat messages), greedy by default."""
+        if self.state in LIVE:
+            raise PlanError("the model is training: generate after it stops (run.stop(); run.wait())")
+        from .generation import generate
+
+        return generate(self.model, self.trainer.processing_class, prompt, max_new_tokens, **generate_kwargs)
+
+    def compare(self, prompt: Any, max_new_tokens: int = 64, **generate_kwargs: Any) -> Any:
+        """The same prompt with the adapter on and off, side by side."""
+        if self.state in LIVE:
+            raise PlanError("the model is training: compare after it stops (run.stop(); run.wait())")
+        from .generation import compare
+
+        return compare(self.model, self.trainer.processing_class, prompt, max_new_tokens, **generate_kwargs)
+
+    def describe(self) -> str:
+        total = f"/{self.max_steps}" if self.max_steps and self.max_steps > 0 else ""
+        where = f"; checkpoint {self.checkpoint}" if self.checkpoint else ""
+        return f"run {self.folder} ({self.kind}, {self.state} at step {self.step}{total}{where})"
+
+    @property
+    def kind(self) -> str:
+        return self.plan.train["trainer"] if self.plan is not None and self.plan.train else type(self.trainer).__name__
+
+    def __repr__(self) -> str:
+        return f"<Run {self.describe()}>"
+
+    def _ipython_display_(self) -> None:
+        self.dashboard._ipython_display_()
+
+    # ---- the training thread -------------------------------------------------------------
+
+    def _train(self) -> None:
+        try:
+            self.trainer.train(resume_from_checkpoint=str(self._resume) if self._resume else None)
+        except BaseException as err:  # noqa: BLE001 - a failed run must leave the kernel alive
+            self._failed(err)
+        else:
+            self._train_ended()
+
+    def _began(self, state: Any) -> None:
+        self.tracker.begin(state.max_steps, getattr(state, "num_train_epochs", None), self._prior)
+        self._prior = []
+        if self.state == "ready":  # attached: the user called trainer.train() in the cell
+            self.state, self._foreground = "running", True
+            _claim(self)
+            interrupts.install(stop_all, _cell_failed)
+            self._restore_sigint = interrupts.foreground_guard(self.stop, lambda: self.state in LIVE)
+        self.dashboard.begin()
+
+    def _logged(self, step: int, logs: dict[str, Any]) -> bool:
+        """Record one log; False when training must stop because the loss is NaN/inf."""
+        row = self.tracker.record(step, logs, _memory(self._cuda))
+        if row is None:
+            return True
+        self.dashboard.add(row)
+        bad = [f for f in self.tracker.flags if f["step"] == step and "loss" in f["key"]]
+        if bad and self.stop_on_nan and self.error is None:
+            self.error = f"{bad[0]['key']} became {bad[0]['value']} at step {step}"
+            return False
+        return True
+
+    def _saved(self, path: str) -> None:
+        self.checkpoint = Path(path)
+        self._save_requested.clear()
+        self._write_history()
+        self._save_done.set()
+        self.dashboard.refresh()
+
+    def _train_ended(self) -> None:
+        if self.state not in LIVE:
+            return  # already settled (on_train_end, then the thread's own end)
+        self._restore_sigint()
+        self.state = "failed" if self.error else "stopped" if self._stop_requested.is_set() else "finished"
+        self._settle()
+
+    def _failed(self, err: BaseException) -> None:
+        if isinstance(err, KeyboardInterrupt):  # a second interrupt of a foreground trainer.train()
+            self.state = "stopped"
+        else:
+            self.error = f"{type(err).__name__}: {err}"
+            self.traceback = "".join(traceback.format_exception(err))
+            self.state = "failed"
+        self._release_memory()
+        try:
+            self._write_checkpoint()
+        except Exception as save_err:  # noqa: BLE001 - report, do not mask the first error
+            self.error += f" (and saving the adapter failed: {save_err})"
+        self._settle()
+
+    def _settle(self) -> None:
+        self._restore_sigint()
+        self._write_history()
+        self._save_done.set()
+        _release(self)
+        self.dashboard.finish()
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _write_checkpoint(self) -> Path | None:
+        """The trainer's checkpoint at the current step, unless the weights are NaN/inf."""
+        if not _weights_finite(self.model):
+            return self.checkpoint
+        # the same method the trainer calls for its own saves: adapter, optimizer, scheduler, state
+        self.trainer._save_checkpoint(self.trainer.model, trial=None)
+        self._saved(f"{self.trainer.args.output_dir}/checkpoint-{self.trainer.state.global_step}")
+        return self.checkpoint
+
+    def _write_history(self) -> None:
+        rows = self.tracker.rows[self._written:]
+        if rows:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            runfolder.append_history(self.folder, rows)
+            self._written += len(rows)
+
+    def _release_memory(self) -> None:
+        self.model.zero_grad(set_to_none=True)
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def status(self) -> dict[str, Any]:
+        """The dashboard's progress line and state, as numbers and ready-made text."""
+        out = self.tracker.status()
+        total = out["max_steps"] if out["max_steps"] and out["max_steps"] > 0 else None
+        parts = [f"step {out['step']}" + (f"/{total}" if total else "")]
+        parts += [f"epoch {out['epoch_text']}"] if out["epoch_text"] else []
+        parts += [f"{out['elapsed_text']} elapsed"] if self.state != "ready" else []
+        parts += [f"ETA {out['eta_text']}"] if out["eta_text"] and self.state in LIVE else []
+        out.update(state=self.state, title=f"{self.kind} {self.folder.name}", folder=str(self.folder),
+                   progress_text=" · ".join(parts), message=self._message(), error=self.error or "",
+                   checkpoint=str(self.checkpoint or ""))
+        return out
+
+    def _message(self) -> str:
+        ckpt = self.checkpoint
+        if self.state == "ready":
+            return "attached: train with dashboard.run.start() (background) or trainer.train()"
+        if self.state == "stopping":
+            return "stopping at the next step; the adapter will be saved"
+        if self.state == "running":
+            return "saving at the next step" if self._save_requested.is_set() else (
+                f"last checkpoint: {ckpt}" if ckpt else "")
+        if self.state == "failed":
+            return f"last good checkpoint: {ckpt}" if ckpt else (
+                "no checkpoint was saved before the failure (save_steps keeps periodic ones)")
+        return f"adapter saved to {ckpt}" if ckpt else ""
+
+    def memory(self) -> dict[str, Any]:
+        """Measured memory for the dashboard: CUDA peak on GPU, process RSS on CPU."""
+        measured = next((r["memory_bytes"] for r in reversed(self.tracker.rows) if "memory_bytes" in r), None)
+        label = "CUDA peak (max_memory_allocated)" if self._cuda else "process memory (RSS)"
+        return {"label": label, "bytes": measured, "text": format_bytes(measured), "estimate_text": ""}
+
+
+# ---- the registry: one active run per model --------------------------------------------------
+
+
+def _base_id(model: Any) -> int:
+    get_base = getattr(model, "get_base_model", None)
+    return id(get_base() if callable(get_base) else model)
+
+
+def _claim(run: Run) -> None:
+    with _LOCK:
+        other = _ACTIVE.get(_base_id(run.model))
+        if other is not None and other is not run and other.state in LIVE:
+            raise PlanError(
+                f"this model is already training in {other.describe()}: stop it first "
+                "(%peft stop, or peft_run.stop()), or wait for it"
+            )
+        _ACTIVE[_base_id(run.model)] = run
+
+
+def _release(run: Run) -> None:
+    with _LOCK:
+        if _ACTIVE.get(_base_id(run.model)) is run:
+            del _ACTIVE[_base_id(run.model)]
+
+
+def check_idle(model: Any) -> None:
+    """PlanError when a run is training `model` (changing its adapters now would break it)."""
+    run = _ACTIVE.get(_base_id(model))
+    if run is not None and run.state in LIVE:
+        raise PlanError(f"this model is training in {run.describe()}: stop it first (%peft stop)")
+
+
+def active_runs() -> list[Run]:
+    with _LOCK:
+        return [r for r in _ACTIVE.values() if r.state in LIVE]
+
+
+def recent_runs() -> list[Run]:
+    return [r for ref in _RECENT if (r := ref()) is not None]
+
+
+def _cell_failed(err: BaseException) -> None:
+    """A cell raised: a trainer.train() of an attached run that was in it has failed (or was
+    interrupted twice); settle it (the callback never hears of exceptions)."""
+    for run in active_runs():
+        if run._foreground:
+            run._failed(err)
+
+
+def stop_all(reason: str = "") -> list[Run]:
+    """Ask every active run to stop at its next step; returns them."""
+    runs = active_runs()
+    for run in runs:
+        run.stop()
+    return runs
+
+
+# ---- the public functions -------------------------------------------------------------------
+
+
+def train(peft_model: Any, plan: Any = None, *, dataset: Any = None, tokenizer: Any = None, eval_dataset: Any = None,
+          reward_funcs: Any = None, output_dir: str | Path | None = None, runs_dir: str | Path = "peft_runs",
+          stop_on_nan: bool = True, **trainer_kwargs: Any) -> Run:
+    """Start training `peft_model` with `plan`'s train block in the background; returns the Run.
+
+    `plan` is a Plan, YAML text or a mapping (default: SFT with our defaults). Keyword
+    arguments that are fields of the trainer's TRL config (`max_steps=50`, `learning_rate=...`)
+    join the train block; others go to the trainer (`data_collator=`, `formatting_func=`...).
+    A model without an adapter gets the plan applied first. `stop_on_nan` ends a run whose loss
+    becomes NaN/inf (state failed, the NaN weights not saved).
+    """
+    from . import launch
+    from .adapt import apply, as_plan, find_peft_model
+
+    plan = as_plan(plan if plan is not None else {"method": "lora"})
+    model = find_peft_model(peft_model)
+    check_idle(peft_model)
+    if model is None:
+        model = apply(plan, peft_model)
+    ready = launch.build(model, plan, dataset=dataset, tokenizer=tokenizer, eval_dataset=eval_dataset,
+                         reward_funcs=reward_funcs, output_dir=output_dir, runs_dir=runs_dir, **trainer_kwargs)
+    run = Run(ready.trainer, plan=plan.replace(train=ready.train), resume=ready.resume, prior=ready.prior,
+              stop_on_nan=stop_on_nan)
+    return run.start()
+
+
+def attach(trainer: Any) -> Any:
+    """The live dashboard for a Trainer you built: adds a callback and returns the Dashboard.
+
+    Train in the background with `dashboard.run.start()` (the notebook stays usable and Stop
+    works), or call `trainer.train()` yourself (the first interrupt then stops at the next step
+    and saves; the Stop button answers only when the cell is done).
+    """
+    handler = getattr(trainer, "callback_handler", None)
+    for callback in handler.callbacks if handler is not None else []:
+        if isinstance(getattr(callback, "run", None), Run):
+            return callback.run.dashboard  # attached already
+    return Run(trainer).dashboard
+
+
+def train_from_plan(peft_model: Any, plan: Any, user_ns: dict[str, Any], runs_dir: str = "peft_runs") -> Run:
+    """The `%%peft` cell's train block: resolve the notebook names, start, show the dashboard."""
+    from IPython.display import display
+
+    train_block = plan.train or {}
+    data = {key: _lookup(user_ns, train_block.get(key), key) for key in ("dataset", "eval_dataset")}
+    tok_name = train_block.get("tokenizer", "tokenizer")
+    if tok_name not in user_ns:
+        raise PlanError(f"no tokenizer: define `{tok_name}` or name one with `train: {{tokenizer: tok}}`",
+                        key="train.tokenizer", choices=did_you_mean(tok_name, [k for k in user_ns if k[:1] != "_"]))
+    rewards = [user_ns.get(n, n) if n.isidentifier() else n for n in train_block.get("reward_funcs", [])]
+    run = train(peft_model, plan, dataset=data["dataset"], eval_dataset=data["eval_dataset"],
+                tokenizer=user_ns[tok_name], reward_funcs=rewards or None, runs_dir=runs_dir)
+    display(run.dashboard)
+    return run
+
+
+def _lookup(ns: dict[str, Any], name: str | None, key: str) -> Any:
+    if name is None:
+        if key == "dataset":
+            raise PlanError("name the training data: `train: {dataset: ds}`", key="train.dataset")
+        return None
+    if name not in ns:
+        raise PlanError(f"no variable named {name!r} in the notebook", key=f"train.{key}", value=name,
+                        choices=did_you_mean(name, [k for k in ns if k[:1] != "_"]))
+    return ns[name]
+
+
+def stop_active() -> list[Run]:
+    """`%peft stop`: stop every active run, wait for its checkpoint, say where it is."""
+    runs = stop_all("%peft stop")
+    if not runs:
+        print("No training run is active.")
+    for run in runs:
+        if not run._foreground:
+            run.wait()
+        print(f"Stopped {run.describe()}")
+    return runs
+
+
+def runs_status() -> None:
+    """`%peft status`: the runs of this session, newest first."""
+    runs = recent_runs()
+    if not runs:
+        print("No training run in this session.")
+    for run in reversed(runs):
+        last = next((r["loss"] for r in reversed(run.history) if "loss" in r), None)
+        loss = f", loss {last:.4g}" if last is not None else ""
+        print(f"{run.describe()}{loss}")
+
+
+def _on_cuda(model: Any) -> bool:
+    try:
+        return next(model.parameters()).device.type == "cuda"
+    except (StopIteration, AttributeError):
+        return False
+
+
+def _memory(cuda: bool) -> int | None:
+    """Peak CUDA memory allocated by torch, or this process's resident memory now."""
+    if cuda:
+        import torch
+
+        return int(torch.cuda.max_memory_allocated())
+    try:
+        with open("/proc/self/statm") as f:
+            import os
+
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # peak; KiB on Linux
+
+
+def _weights_finite(model: Any) -> bool:
+    import torch
+
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad)

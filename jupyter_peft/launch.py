@@ -46,19 +46,9 @@ class Launch:
     prior: list[dict[str, Any]] = field(default_factory=list)
 
 
-def build(
-    peft_model: Any,
-    plan: Plan,
-    *,
-    dataset: Any,
-    tokenizer: Any,
-    eval_dataset: Any = None,
-    reward_funcs: Any = None,
-    output_dir: str | Path | None = None,
-    runs_dir: str | Path = "peft_runs",
-    **trainer_kwargs: Any,
-) -> Launch:
-    """Check everything, then build the trainer. PlanError (and nothing written) on any mistake."""
+def check(plan: Plan, *, dataset: Any, tokenizer: Any, eval_dataset: Any = None, reward_funcs: Any = None,
+          **trainer_kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Everything that does not need the model: (the checked train block, the trainer's arguments)."""
     train, init_kwargs = _split_kwargs(plan, trainer_kwargs)
     name = train["trainer"]
     trainer_cls, _ = TRAINERS[name].load()
@@ -75,7 +65,28 @@ def build(
         init_kwargs["reward_funcs"] = _check_rewards(reward_funcs)
     elif reward_funcs:
         raise PlanError(f"reward_funcs are for grpo and rloo, not {name}", key="train.reward_funcs")
+    if train.get("resume_from"):
+        runfolder.resume_point(train["resume_from"], trainer_config(train, train["resume_from"]).max_steps)
+    return train, init_kwargs
 
+
+def build(
+    peft_model: Any,
+    plan: Plan,
+    *,
+    dataset: Any,
+    tokenizer: Any,
+    eval_dataset: Any = None,
+    reward_funcs: Any = None,
+    output_dir: str | Path | None = None,
+    runs_dir: str | Path = "peft_runs",
+    **trainer_kwargs: Any,
+) -> Launch:
+    """Check everything, then build the trainer. PlanError (and nothing written) on any mistake."""
+    train, init_kwargs = check(plan, dataset=dataset, tokenizer=tokenizer, eval_dataset=eval_dataset,
+                               reward_funcs=reward_funcs, **trainer_kwargs)
+    name = train["trainer"]
+    trainer_cls, _ = TRAINERS[name].load()
     resume, prior, created = None, [], False
     if train.get("resume_from"):
         folder = Path(train["resume_from"])

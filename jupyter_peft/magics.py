@@ -76,6 +76,9 @@ class PeftMagics(Magics):
         try:
             if plan.train is not None:
                 _check_train_refs(plan, ns)
+                from .run import check_from_plan
+
+                check_from_plan(plan, ns)  # data, trainer options, rewards: before the model changes
             if plan.base is not None:
                 from .loading import load_base
 
@@ -100,7 +103,10 @@ class PeftMagics(Magics):
         if plan.train is not None:
             from .run import train_from_plan
 
-            ns["peft_run"] = train_from_plan(peft_model, plan, ns, runs_dir=self.runs_dir)
+            try:
+                ns["peft_run"] = train_from_plan(peft_model, plan, ns, runs_dir=self.runs_dir)
+            except PlanError as err:
+                raise _user_error(err, cell_offset=1) from None
         return None
 
     # ---- %peft ----------------------------------------------------------------------------

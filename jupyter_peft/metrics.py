@@ -7,6 +7,7 @@ computed here.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -49,6 +50,7 @@ PANELS: tuple[Panel, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=4096)  # called for every logged key of every step
 def panel_of(key: str) -> Panel | None:
     return next((p for p in PANELS if p.takes(key)), None)
 

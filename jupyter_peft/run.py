@@ -299,10 +299,7 @@ def _claim(run: Run) -> None:
     with _LOCK:
         other = _ACTIVE.get(_base_id(run.model))
         if other is not None and other is not run and other.state in LIVE:
-            raise PlanError(
-                f"this model is already training in {other.describe()}: stop it first "
-                "(%peft stop, or peft_run.stop()), or wait for it"
-            )
+            raise _busy(other)
         _ACTIVE[_base_id(run.model)] = run
 
 
@@ -316,7 +313,12 @@ def check_idle(model: Any) -> None:
     """PlanError when a run is training `model` (changing its adapters now would break it)."""
     run = _ACTIVE.get(_base_id(model))
     if run is not None and run.state in LIVE:
-        raise PlanError(f"this model is training in {run.describe()}: stop it first (%peft stop)")
+        raise _busy(run)
+
+
+def _busy(run: Run) -> PlanError:
+    return PlanError(f"this model is already training in {run.describe()}: stop it first "
+                     "(%peft stop, or peft_run.stop()), or wait for it (peft_run.wait())")
 
 
 def active_runs() -> list[Run]:
@@ -391,17 +393,28 @@ def train_from_plan(peft_model: Any, plan: Any, user_ns: dict[str, Any], runs_di
     """The `%%peft` cell's train block: resolve the notebook names, start, show the dashboard."""
     from IPython.display import display
 
-    train_block = plan.train or {}
-    data = {key: _lookup(user_ns, train_block.get(key), key) for key in ("dataset", "eval_dataset")}
-    tok_name = train_block.get("tokenizer", "tokenizer")
+    run = train(peft_model, plan, runs_dir=runs_dir, **_from_notebook(plan, user_ns))
+    display(run.dashboard)
+    return run
+
+
+def check_from_plan(plan: Any, user_ns: dict[str, Any]) -> None:
+    """The train block's names and data, checked before `%%peft` touches the model."""
+    from . import launch
+
+    launch.check(plan, **_from_notebook(plan, user_ns))
+
+
+def _from_notebook(plan: Any, user_ns: dict[str, Any]) -> dict[str, Any]:
+    """dataset, eval_dataset, tokenizer and reward_funcs: the train block's names, looked up."""
+    block = plan.train or {}
+    found = {key: _lookup(user_ns, block.get(key), key) for key in ("dataset", "eval_dataset")}
+    tok_name = block.get("tokenizer", "tokenizer")
     if tok_name not in user_ns:
         raise PlanError(f"no tokenizer: define `{tok_name}` or name one with `train: {{tokenizer: tok}}`",
                         key="train.tokenizer", choices=did_you_mean(tok_name, [k for k in user_ns if k[:1] != "_"]))
-    rewards = [user_ns.get(n, n) if n.isidentifier() else n for n in train_block.get("reward_funcs", [])]
-    run = train(peft_model, plan, dataset=data["dataset"], eval_dataset=data["eval_dataset"],
-                tokenizer=user_ns[tok_name], reward_funcs=rewards or None, runs_dir=runs_dir)
-    display(run.dashboard)
-    return run
+    rewards = [user_ns.get(n, n) if n.isidentifier() else n for n in block.get("reward_funcs", [])]
+    return {**found, "tokenizer": user_ns[tok_name], "reward_funcs": rewards or None}
 
 
 def _lookup(ns: dict[str, Any], name: str | None, key: str) -> Any:

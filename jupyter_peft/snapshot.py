@@ -154,4 +154,4 @@ def format_tick(v: float) -> str:
     for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if a >= max(size, 1e4):  # 1500 stays 1500; 15000 becomes 15k
             return f"{v / size:.3g}{suffix}"
-    return f"{v:.3g}"
+    return f"{v:.0f}" if a >= 1000 else f"{v:.3g}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect as _inspect
 import json
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,8 @@ def build(
     **trainer_kwargs: Any,
 ) -> Launch:
     """Check everything, then build the trainer. PlanError (and nothing written) on any mistake."""
+    # transformers warns about its own renamed attribute each time TRL reads it: not the user's business
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     train, init_kwargs = check(plan, dataset=dataset, tokenizer=tokenizer, eval_dataset=eval_dataset,
                                reward_funcs=reward_funcs, **trainer_kwargs)
     name = train["trainer"]

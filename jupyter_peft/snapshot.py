@@ -108,9 +108,11 @@ def _svg(title: str, body: str, title_x: int = _PAD_L) -> str:
 def _axes(x0: float, x1: float, y0: float, y1: float, log_y: bool) -> str:
     out = [f"<rect x='{_PAD_L}' y='{_PAD_T}' width='{_W - _PAD_L - _PAD_R}' height='{_H - _PAD_T - _PAD_B}' "
            "fill='none' stroke='#ccc'/>"]
-    for t in nice_ticks(y0, y1):
+    ticks = nice_ticks(y0, y1)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 and not log_y else None
+    for t in ticks:
         y = _H - _PAD_B - (t - y0) / (y1 - y0) * (_H - _PAD_T - _PAD_B)
-        label = format_tick(10 ** t if log_y else t)
+        label = format_tick(10 ** t if log_y else t, step)
         out.append(f"<line x1='{_PAD_L}' x2='{_W - _PAD_R}' y1='{y:.1f}' y2='{y:.1f}' stroke='#eee'/>"
                    f"<text x='{_PAD_L - 4}' y='{y + 3:.1f}' font-size='9' text-anchor='end'>{label}</text>")
     for t in nice_ticks(x0, x1):
@@ -148,10 +150,14 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return [round(first + i * step, 12) for i in range(int((hi - first) / step) + 1)]
 
 
-def format_tick(v: float) -> str:
-    """Short labels: 0.0003, 1.25, 12k, 3.4M, 1.2G."""
+def format_tick(v: float, step: float | None = None) -> str:
+    """Short labels: 0.0003, 1.25, 1500, 12k, 3.4M, 1.2G; with enough digits to tell ticks
+    `step` apart (a learning rate decaying from 0.001 gets 0.0009998, not 0.001 twice)."""
     a = abs(v)
+    digits = 3
+    if step and a:
+        digits = max(3, math.floor(math.log10(a / step)) + 2)
     for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if a >= max(size, 1e4):  # 1500 stays 1500; 15000 becomes 15k
-            return f"{v / size:.3g}{suffix}"
-    return f"{v:.0f}" if a >= 1000 else f"{v:.3g}"
+            return f"{v / size:.{digits}g}{suffix}"
+    return f"{v:.0f}" if a >= 1000 else f"{v:.{digits}g}"

@@ -86,6 +86,8 @@ def test_line_chart_breaks_at_gaps_and_marks_flags():
     assert snapshot.nice_ticks(5853, 14125) == [7500.0, 10000.0, 12500.0]
     ticks = [snapshot.format_tick(v) for v in (0.0003, 1.25, 1500, 15000, 3.4e6, 1.2e9)]
     assert ticks == ["0.0003", "1.25", "1500", "15k", "3.4M", "1.2G"]
+    lr = snapshot.nice_ticks(0.00099965, 0.001)
+    assert len({snapshot.format_tick(t, lr[1] - lr[0]) for t in lr}) == len(lr) == 4
     empty = snapshot.line_chart("x", [("x", [], [])])
     assert "<polyline" not in empty
 

@@ -1,7 +1,7 @@
 // @vitest-environment happy-dom
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { PlotLib } from "./charts";
-import { mount, type Model } from "./index";
+import { DRAW_EVERY_MS, mount, type Model } from "./index";
 
 /** An anywidget model: traits by name, events, and the messages the view sends. */
 class FakeModel implements Model {
@@ -58,19 +58,32 @@ function setup(extra: Record<string, any> = {}) {
 }
 
 describe("dashboard view", () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
   it("asks for the history, then draws a reset and extends with new points only", () => {
     const { model, plot, lossDiv } = setup();
     expect(model.sent).toEqual([{ kind: "sync" }]);
     model.emit("msg:custom", { kind: "reset", series: { loss: [[1, 2], [3.0, 2.5]] } });
     model.emit("msg:custom", { kind: "points", series: { loss: [[3], [2.25]] } });
+    vi.advanceTimersByTime(DRAW_EVERY_MS);
     expect(plot.traces.get(lossDiv)![0]).toEqual({ x: [1, 2, 3], y: [3.0, 2.5, 2.25] });
     expect(plot.calls.filter((c) => c === "extendTraces")).toHaveLength(1);
+  });
+
+  it("draws points arriving close together in one go", () => {
+    const { model, plot, lossDiv } = setup();
+    for (let step = 1; step <= 5; step++) model.emit("msg:custom", { kind: "points", series: { loss: [[step], [1 / step]] } });
+    vi.advanceTimersByTime(DRAW_EVERY_MS);
+    expect(plot.calls.filter((c) => c === "extendTraces")).toHaveLength(1);
+    expect(plot.traces.get(lossDiv)![0].x).toEqual([1, 2, 3, 4, 5]);
   });
 
   it("keeps at most max_points per trace over a long run", () => {
     const { model, plot, lossDiv } = setup();
     for (let step = 1; step <= 1000; step += 2) {
       model.emit("msg:custom", { kind: "points", series: { loss: [[step, step + 1], [1, 1]] } });
+      vi.advanceTimersByTime(DRAW_EVERY_MS);
     }
     const trace = plot.traces.get(lossDiv)![0];
     expect(trace.x.length).toBeLessThanOrEqual(50);

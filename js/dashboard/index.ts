@@ -5,7 +5,11 @@
 //   to Python:   {kind: "stop"} | {kind: "save"} | {kind: "sync"} (this view wants the history)
 import Plotly from "plotly.js-basic-dist-min";
 import { Charts, type Flag, type Panel, type ParamRow, type PlotLib } from "./charts";
-import type { SeriesMap } from "./series";
+import { merge, type SeriesMap } from "./series";
+
+/** At most this often the charts are redrawn: points arriving in between are drawn together,
+ * which keeps a slow or busy browser responsive whatever the kernel's update rate. */
+export const DRAW_EVERY_MS = 250;
 
 export interface Model {
   get(name: string): any;
@@ -96,9 +100,23 @@ export function mount(model: Model, root: HTMLElement, plotly: PlotLib): () => v
     const p = model.get("params") ?? {};
     if (p.rows?.length) charts.setParams(params, p.title ?? "", p.rows as ParamRow[]);
   };
+  let queued: SeriesMap | null = null;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let lastDraw = 0;
+  const draw = () => {
+    timer = undefined;
+    lastDraw = Date.now();
+    if (queued) charts.extend(queued);
+    queued = null;
+  };
   const onMsg = (msg: { kind?: string; series?: SeriesMap }) => {
-    if (msg?.kind === "points" && msg.series) charts.extend(msg.series);
-    else if (msg?.kind === "reset" && msg.series) charts.reset(msg.series);
+    if (msg?.kind === "points" && msg.series) {
+      queued = merge(queued ?? {}, msg.series);
+      timer ??= setTimeout(draw, Math.max(0, lastDraw + DRAW_EVERY_MS - Date.now()));
+    } else if (msg?.kind === "reset" && msg.series) {
+      queued = null; // the reset holds them
+      charts.reset(msg.series);
+    }
   };
   const onStop = () => model.send({ kind: "stop" });
   const onSave = () => model.send({ kind: "save" });
@@ -114,6 +132,7 @@ export function mount(model: Model, root: HTMLElement, plotly: PlotLib): () => v
   model.send({ kind: "sync" }); // the history so far arrives as one reset
 
   return () => {
+    clearTimeout(timer);
     for (const [event, cb] of handlers) model.off(event, cb);
     stop.removeEventListener("click", onStop);
     save.removeEventListener("click", onSave);

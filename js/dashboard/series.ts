@@ -39,3 +39,12 @@ export function thin(s: Series): void {
   s.x = x;
   s.y = y;
 }
+
+/** Add `more`'s points after `into`'s, key by key (points queued between two draws). */
+export function merge(into: SeriesMap, more: SeriesMap): SeriesMap {
+  for (const [key, [xs, ys]] of Object.entries(more)) {
+    const have = into[key];
+    into[key] = have ? [have[0].concat(xs), have[1].concat(ys)] : [xs.slice(), ys.slice()];
+  }
+  return into;
+}

@@ -21,7 +21,7 @@ from typing import Any
 from ._errors import PlanError, unknown
 
 # Fields the Plan sets itself (or peft fills in): not user options.
-_PLAN_OWNED = {
+PLAN_OWNED = {
     "peft_type": "set by `method`",
     "target_modules": "a Plan key of its own",
     "rank_pattern": "use `ranks:` (group or pattern -> rank)",
@@ -159,7 +159,7 @@ def _options(cls: type) -> dict[str, Option]:
     hints = typing.get_type_hints(cls)
     out: dict[str, Option] = {}
     for f in dataclasses.fields(cls):
-        if f.name in _PLAN_OWNED or not f.init:
+        if f.name in PLAN_OWNED or not f.init:
             continue
         if f.default is not dataclasses.MISSING:
             default = f.default
@@ -330,8 +330,8 @@ def check_option(method: Method, name: str, value: Any, **where: Any) -> Any:
     """The option `name=value` for `method`, coerced, or a PlanError that says what is valid."""
     options = method.options
     if name not in options:
-        if name in _PLAN_OWNED:
-            raise PlanError(f"{name!r} is not set directly: {_PLAN_OWNED[name]}", key=name, value=value)
+        if name in PLAN_OWNED:
+            raise PlanError(f"{name!r} is not set directly: {PLAN_OWNED[name]}", key=name, value=value, **where)
         raise unknown("option", name, options, f" for method {method.name!r}", key=name, **where)
     opt = options[name]
     try:

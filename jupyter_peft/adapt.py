@@ -183,8 +183,7 @@ def _default_targets(spec: Any, model_map: ModelMap) -> Any:
     default = getattr(tuner, "target_module_mapping", {}).get(model_type) if tuner else None
     if default is None:
         raise PlanError(
-            f"peft has no default targets for {model_type or type(model_map.base_model).__name__}: "
-            "set target_modules",
+            f"peft has no default targets for {model_type or type(model_map.base_model).__name__}: set target_modules",
             key="target_modules",
             choices=_group_choices(model_map),
         )
@@ -270,7 +269,10 @@ def _resolve_patterns(mapping: dict[str, Any], key: str, model_map: ModelMap, ta
             raise PlanError(f"{name!r} is not a valid pattern: {err}", key=f"{key}.{name}") from None
         if not hits:
             raise PlanError(
-                f"{name!r} selects none of the targeted modules", key=f"{key}.{name}", value=name, choices=targeted_roles
+                f"{name!r} selects none of the targeted modules",
+                key=f"{key}.{name}",
+                value=name,
+                choices=targeted_roles,
             )
         out[pattern] = value
     return out

@@ -15,6 +15,7 @@ runs (`interrupts.py`). A run's folder keeps the plan, the history and the check
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import traceback
@@ -55,12 +56,14 @@ class Run:
         self._resume, self._prior, self._written = resume, list(prior or []), len(prior or [])
         self._stop_requested, self._save_requested, self._save_done = (threading.Event() for _ in range(3))
         self._thread: threading.Thread | None = None
+        self._state_lock = threading.Lock()  # Stop (kernel thread) and the end (training thread) race
+        self._republished = False
         self._foreground = False
         self._restore_sigint = lambda: None
         self._cuda = _on_cuda(self.model)
         trainer.add_callback(Recorder(self))
         self.dashboard = Dashboard(self)
-        _RECENT.append(weakref.ref(self))
+        _RECENT[:] = [ref for ref in _RECENT if ref() is not None] + [weakref.ref(self)]
 
     # ---- public --------------------------------------------------------------------------
 
@@ -91,15 +94,14 @@ class Run:
         _claim(self)
         if threading.current_thread() is threading.main_thread():
             interrupts.install(stop_all, _cell_failed)
-        self.state = "running"
+        self._move("running", when=("ready",))
         self._thread = threading.Thread(target=self._train, name=f"jupyter_peft {self.folder.name}", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> Run:
         """Stop at the next step boundary; the trainer saves a checkpoint first. Returns at once."""
-        if self.state == "running":
-            self.state = "stopping"
+        if self._move("stopping", when=("running",)):
             self._stop_requested.set()
             self.dashboard.refresh()
         return self
@@ -115,8 +117,9 @@ class Run:
             self.stop()
             self._thread.join()
             print(f"Interrupted: {self.describe()}")
-        if not self._thread.is_alive():
-            self.dashboard.finish()  # again from this thread: some front ends only take updates here
+        if not self._thread.is_alive() and not self._republished:
+            self._republished = True
+            self.dashboard.finish()  # again from the kernel's thread: some front ends only take updates here
         return self.state
 
     def save(self, wait: bool = True, timeout: float | None = 600) -> Path | None:
@@ -175,8 +178,8 @@ class Run:
     def _began(self, state: Any) -> None:
         self.tracker.begin(state.max_steps, getattr(state, "num_train_epochs", None), self._prior)
         self._prior = []
-        if self.state == "ready":  # attached: the user called trainer.train() in the cell
-            self.state, self._foreground = "running", True
+        if self._move("running", when=("ready",)):  # attached: the user called trainer.train() in the cell
+            self._foreground = True
             _claim(self)
             interrupts.install(stop_all, _cell_failed)
             self._restore_sigint = interrupts.foreground_guard(self.stop, lambda: self.state in LIVE)
@@ -188,9 +191,9 @@ class Run:
         if row is None:
             return True
         self.dashboard.add(row)
-        bad = [f for f in self.tracker.flags if f["step"] == step and "loss" in f["key"]]
-        if bad and self.stop_on_nan and self.error is None:
-            self.error = f"{bad[0]['key']} became {bad[0]['value']} at step {step}"
+        bad = next((k for k, v in row.items() if "loss" in k and not math.isfinite(v)), None)
+        if bad is not None and self.stop_on_nan and self.error is None:
+            self.error = f"{bad} became {row[bad]} at step {step}"
             return False
         return True
 
@@ -202,19 +205,17 @@ class Run:
         self.dashboard.refresh()
 
     def _train_ended(self) -> None:
-        if self.state not in LIVE:
-            return  # already settled (on_train_end, then the thread's own end)
-        self._restore_sigint()
-        self.state = "failed" if self.error else "stopped" if self._stop_requested.is_set() else "finished"
-        self._settle()
+        end = "failed" if self.error else "stopped" if self._stop_requested.is_set() else "finished"
+        if self._move(end, when=LIVE):  # else already settled (on_train_end, then the thread's end)
+            self._settle()
 
     def _failed(self, err: BaseException) -> None:
-        if isinstance(err, KeyboardInterrupt):  # a second interrupt of a foreground trainer.train()
-            self.state = "stopped"
-        else:
+        stopped = isinstance(err, KeyboardInterrupt)  # a second interrupt of a foreground trainer.train()
+        if not self._move("stopped" if stopped else "failed", when=LIVE):
+            return
+        if not stopped:
             self.error = f"{type(err).__name__}: {err}"
             self.traceback = "".join(traceback.format_exception(err))
-            self.state = "failed"
         self._release_memory()
         try:
             self._write_checkpoint()
@@ -230,6 +231,14 @@ class Run:
         self.dashboard.finish()
 
     # ---- helpers -------------------------------------------------------------------------
+
+    def _move(self, state: str, when: tuple[str, ...]) -> bool:
+        """Change state if it is one of `when`; False (and no change) otherwise."""
+        with self._state_lock:
+            if self.state not in when:
+                return False
+            self.state = state
+            return True
 
     def _write_checkpoint(self) -> Path | None:
         """The trainer's checkpoint at the current step, unless the weights are NaN/inf."""
@@ -254,17 +263,19 @@ class Run:
             torch.cuda.empty_cache()
 
     def status(self) -> dict[str, Any]:
-        """The dashboard's progress line and state, as numbers and ready-made text."""
+        """The dashboard's state line (changes with the state, not every step)."""
+        return {"state": self.state, "title": f"{self.kind} {self.folder.name}", "folder": str(self.folder),
+                "message": self._message(), "error": self.error or "", "checkpoint": str(self.checkpoint or "")}
+
+    def progress(self) -> dict[str, Any]:
+        """The dashboard's progress bar and line: step, percent, epoch, elapsed, ETA."""
         out = self.tracker.status()
         total = out["max_steps"] if out["max_steps"] and out["max_steps"] > 0 else None
         parts = [f"step {out['step']}" + (f"/{total}" if total else "")]
         parts += [f"epoch {out['epoch_text']}"] if out["epoch_text"] else []
         parts += [f"{out['elapsed_text']} elapsed"] if self.state != "ready" else []
         parts += [f"ETA {out['eta_text']}"] if out["eta_text"] and self.state in LIVE else []
-        out.update(state=self.state, title=f"{self.kind} {self.folder.name}", folder=str(self.folder),
-                   progress_text=" · ".join(parts), message=self._message(), error=self.error or "",
-                   checkpoint=str(self.checkpoint or ""))
-        return out
+        return {**out, "text": " · ".join(parts)}
 
     def _message(self) -> str:
         ckpt = self.checkpoint
@@ -354,7 +365,8 @@ def train(peft_model: Any, plan: Any = None, *, dataset: Any = None, tokenizer: 
           stop_on_nan: bool = True, **trainer_kwargs: Any) -> Run:
     """Start training `peft_model` with `plan`'s train block in the background; returns the Run.
 
-    `plan` is a Plan, YAML text or a mapping (default: SFT with our defaults). Keyword
+    `plan` is a Plan, YAML text or a mapping (default: SFT with our defaults; the adapter a
+    PeftModel already has is trained as it is, only the plan's train block is used). Keyword
     arguments that are fields of the trainer's TRL config (`max_steps=50`, `learning_rate=...`)
     join the train block; others go to the trainer (`data_collator=`, `formatting_func=`...).
     A model without an adapter gets the plan applied first. `stop_on_nan` ends a run whose loss
@@ -363,8 +375,12 @@ def train(peft_model: Any, plan: Any = None, *, dataset: Any = None, tokenizer: 
     from . import launch
     from .adapt import apply, as_plan, find_peft_model
 
-    plan = as_plan(plan if plan is not None else {"method": "lora"})
     model = find_peft_model(peft_model)
+    if plan is None:  # train the adapter the model has, with the default train block
+        from .summary import _method_name
+
+        plan = {"method": _method_name(model.peft_config[model.active_adapter]) if model is not None else "lora"}
+    plan = as_plan(plan)
     check_idle(peft_model)
     if model is None:
         model = apply(plan, peft_model)

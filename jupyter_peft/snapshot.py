@@ -24,7 +24,7 @@ MAX_POINTS = 400  # per trace: a line 360 px wide shows no more
 
 def html_snapshot(run: Any) -> str:
     """The whole static dashboard of `run`: status, error, flags, charts, trainable parameters."""
-    tracker, status = run.tracker, run.dashboard.status
+    tracker, status, progress = run.tracker, run.dashboard.status, run.dashboard.progress
     charts = []
     for panel in tracker.panels():
         traces = [(key, *tracker.series(key)) for key in panel["keys"]]
@@ -35,7 +35,7 @@ def html_snapshot(run: Any) -> str:
         charts.append(_img(bar_chart(params), "trainable parameters"))
     esc = html.escape
     lines = [f"<div><b>{esc(status.get('title', ''))}</b>: <b>{esc(status.get('state', ''))}</b> "
-             f"{esc(status.get('progress_text', ''))}</div>"]
+             f"{esc(progress.get('text', ''))}</div>"]
     for key, color in (("message", "#444"), ("error", "#b00020")):
         if status.get(key):
             lines.append(f"<div style='color:{color}'>{esc(status[key])}</div>")

@@ -79,9 +79,14 @@ def test_updates_are_batched_and_bytes_per_step_do_not_grow(tmp_path):
     dashboard.flush()
     late = one_update(10_000)
     early, late = _parts(early), _parts(late)
-    assert set(early) >= {"points", "status"} and set(late) <= {"points", "status", "memory"}
+    assert set(early) >= {"points", "progress"} and set(late) <= {"points", "progress", "memory"}
     for part in early.keys() & late.keys():  # a few more digits in the step, nothing history-sized
         assert abs(late[part] - early[part]) <= 0.05 * early[part] + 8, part
+
+    for step in range(10_001, 10_031):  # fp16-style overflow: inf grad norm every step, all flagged
+        run._logged(step, {"loss": 1.0, "grad_norm": float("inf")})
+    dashboard.flush()
+    assert len(run.tracker.flags) == 30 and len(dashboard.flags) == 20 and dashboard.flags[-1]["step"] == 10_030
 
 
 def _parts(messages):

@@ -55,7 +55,7 @@ def test_sft_loss_decreases_and_the_run_folder_keeps_everything(tok, tmp_path):
     assert (run.checkpoint / "optimizer.pt").exists()
     # derived values the dashboard shows
     assert run.df["steps_per_second"].dropna().gt(0).all() and run.df["tokens_per_second"].dropna().gt(0).all()
-    assert run.dashboard.status["percent"] == 100.0 and run.dashboard.status["state"] == "finished"
+    assert run.dashboard.progress["percent"] == 100.0 and run.dashboard.status["state"] == "finished"
     assert "adapter saved to" in run.dashboard.status["message"]
     assert {p["id"] for p in run.dashboard.panels} >= {"loss", "learning_rate", "grad_norm", "tokens_per_second"}
     assert [r["role"] for r in run.dashboard.params["rows"]] == ["self_attn.q_proj", "self_attn.v_proj"]
@@ -201,4 +201,4 @@ def test_attach_gives_any_trainer_the_dashboard(tok, tmp_path):
     run = dashboard.run
     assert run.state == "finished" and [r["step"] for r in run.history] == [1, 2, 3, 4, 5]
     assert run.checkpoint == tmp_path / "mine" / "checkpoint-5"
-    assert dashboard.status["step"] == 5 and any(p["id"] == "loss" for p in dashboard.panels)
+    assert dashboard.progress["step"] == 5 and any(p["id"] == "loss" for p in dashboard.panels)

@@ -45,7 +45,8 @@ class RecordingPlot implements PlotLib {
 
 function setup(extra: Record<string, any> = {}) {
   const model = new FakeModel({
-    status: { state: "running", title: "sft run", percent: 40, progress_text: "step 4/10", message: "", error: "" },
+    status: { state: "running", title: "sft run", message: "", error: "" },
+    progress: { percent: 40, text: "step 4/10" },
     panels: [{ id: "loss", title: "loss", keys: ["loss"], log_y: false }],
     flags: [], params: {}, memory: { label: "process memory (RSS)", text: "600 MiB", estimate_text: "" },
     max_points: 50, ...extra,

@@ -21,10 +21,13 @@ export interface Model {
 export interface Status {
   state?: string;
   title?: string;
-  percent?: number | null;
-  progress_text?: string;
   message?: string;
   error?: string;
+}
+
+export interface Progress {
+  percent?: number | null;
+  text?: string;
 }
 
 const CSS = `
@@ -78,12 +81,15 @@ export function mount(model: Model, root: HTMLElement, plotly: PlotLib): () => v
     title.textContent = s.title ?? "";
     state.textContent = s.state ?? "";
     state.dataset.state = s.state ?? "";
-    bar.style.width = `${Math.min(100, Math.max(0, s.percent ?? 0))}%`;
-    progress.textContent = s.progress_text ?? "";
     message.textContent = s.message ?? "";
     error.textContent = s.error ?? "";
     stop.disabled = s.state !== "running";
     save.disabled = s.state !== "running";
+  };
+  const onProgress = () => {
+    const p: Progress = model.get("progress") ?? {};
+    bar.style.width = `${Math.min(100, Math.max(0, p.percent ?? 0))}%`;
+    progress.textContent = p.text ?? "";
   };
   const onPanels = () => charts.setPanels((model.get("panels") ?? []) as Panel[]);
   const onFlags = () => {
@@ -122,13 +128,13 @@ export function mount(model: Model, root: HTMLElement, plotly: PlotLib): () => v
   const onSave = () => model.send({ kind: "save" });
 
   const handlers: [string, (...args: any[]) => void][] = [
-    ["change:status", onStatus], ["change:panels", onPanels], ["change:flags", onFlags],
+    ["change:status", onStatus], ["change:progress", onProgress], ["change:panels", onPanels], ["change:flags", onFlags],
     ["change:memory", onMemory], ["change:params", onParams], ["msg:custom", onMsg],
   ];
   for (const [event, cb] of handlers) model.on(event, cb);
   stop.addEventListener("click", onStop);
   save.addEventListener("click", onSave);
-  onStatus(); onPanels(); onFlags(); onMemory(); onParams();
+  onStatus(); onProgress(); onPanels(); onFlags(); onMemory(); onParams();
   model.send({ kind: "sync" }); // the history so far arrives as one reset
 
   return () => {

@@ -1,6 +1,6 @@
 """The live training dashboard (anywidget): a view of a `Run`, drawn by js/dashboard/ with plotly.
 
-State lives in traitlets (status, panels, flags, params, memory). Metric points stream as
+State lives in traitlets (status, progress, panels, flags, params, memory). Metric points stream as
 custom messages holding only the points logged since the previous update, at most once per
 `interval` seconds, so bytes per step do not grow with the history. The browser keeps at
 most `max_points` points per trace and thins the older ones. Messages from the page are
@@ -23,6 +23,7 @@ import traitlets as t
 from ..metrics import decimate, finite_or_none, panel_of
 
 LIVE = ("ready", "running", "stopping")
+MAX_FLAGS = 20
 
 
 class Dashboard(anywidget.AnyWidget):
@@ -31,8 +32,9 @@ class Dashboard(anywidget.AnyWidget):
     _esm = Path(__file__).resolve().parent.parent / "static" / "dashboard.js"
 
     status = t.Dict().tag(sync=True)
-    """Run state and progress from `Run.status()`: state, step, max_steps, percent, progress_text,
-    message, error, checkpoint, title."""
+    """The run's state line from `Run.status()`: state, title, message, error, checkpoint."""
+    progress = t.Dict().tag(sync=True)
+    """Progress from `Run.progress()`: step, max_steps, percent, text (step, epoch, elapsed, ETA)."""
     panels = t.List().tag(sync=True)
     """The charts to draw, `[{id, title, keys, log_y}]`, from `Tracker.panels()`."""
     flags = t.List().tag(sync=True)
@@ -55,7 +57,7 @@ class Dashboard(anywidget.AnyWidget):
         self._charted: dict[str, bool] = {}
         self._count = 0  # history rows whose points were added (sent, pending or in a reset)
         self._last = 0.0
-        self._keys = -1
+        self._keys = self._flags = -1
         self._display_id: str | None = None
         self.on_msg(self._on_msg)
         self.params = _param_data(run.model)
@@ -88,15 +90,17 @@ class Dashboard(anywidget.AnyWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        """Push status, panels, flags and memory (traits send only what changed)."""
+        """Push status, progress, panels, flags and memory (traits send only what changed)."""
         run, tracker = self.run, self.run.tracker
         with self._sync, self.hold_sync():
             self.status = run.status()
+            self.progress = run.progress()
             if self._keys != len(tracker.keys):  # a new metric: maybe a new chart or trace
                 self._keys = len(tracker.keys)
                 self.panels = tracker.panels()
-            if len(self.flags) != len(tracker.flags):
-                self.flags = list(tracker.flags)
+            if self._flags != len(tracker.flags):  # the latest ones: a run of inf grad norms stays small
+                self._flags = len(tracker.flags)
+                self.flags = tracker.flags[-MAX_FLAGS:]
             self.memory = run.memory()
 
     def begin(self) -> None:

@@ -7,9 +7,12 @@ repetition trains a fresh trainer per variant, in rotated order:
     none        the trainer as `jp.train` builds it (logging every step), no display
     dashboard   the same plus `jp.attach(trainer)`: recorder callback + streaming widget
     notebook    the same plus transformers' NotebookProgressCallback (its HTML progress table)
-Speed is steps/s between step `warmup` and the last step. Printed: median steps/s per variant
-and the median of the per-repetition ratios to `none` (paired, so slow drifts of a shared
-machine cancel).
+Speed is steps/s between step `warmup` and the last step, by the wall clock and by the kernel
+process's CPU time (all threads). On a shared 2-core machine both swing by several percent
+between identical runs, so a third, direct measure is printed too: the CPU time the training
+thread spends inside the added callback (for the dashboard: recording, throttling, building
+and serializing its messages), as a share of that thread's CPU time over the same steps.
+Printed: medians per variant, and medians of per-repetition ratios to `none` (paired).
 
     python bench/dashboard_overhead.py [--reps 7] [--steps 150]
 """
@@ -28,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("none", "dashboard", "notebook")
 
 
-def measure(reps: int, steps: int, warmup: int = 20) -> dict[str, list[float]]:
-    """Runs in the kernel: steps/s per variant and repetition."""
+def measure(reps: int, steps: int, warmup: int = 20) -> dict[str, list[tuple[float, float, float]]]:
+    """Runs in the kernel, per variant and repetition: (steps per wall second, steps per CPU
+    second, share of the training thread's CPU time spent in the added callback)."""
     import tempfile
     import warnings
 
@@ -46,12 +50,31 @@ def measure(reps: int, steps: int, warmup: int = 20) -> dict[str, list[float]]:
     torch.set_num_threads(1)
     model, tok, data = jp.apply(runs.LORA, tiny.build("llama")), tiny.tokenizer(), runs.sft_data()
 
+    spent = [0.0]  # training-thread CPU seconds inside the added callback
+
     class Clock(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step in (warmup, steps):
-                setattr(self, f"t{state.global_step}", time.perf_counter())
+                now = (time.perf_counter(), time.process_time(), time.thread_time(), spent[0])
+                self.__dict__[state.global_step] = now
 
-    out: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        def rates(self) -> tuple[float, float, float]:
+            (w0, c0, t0, s0), (w1, c1, t1, s1) = self.__dict__[warmup], self.__dict__[steps]
+            n = steps - warmup
+            return n / (w1 - w0), n / (c1 - c0), (s1 - s0) / (t1 - t0)
+
+    def timed(callback):  # count the thread CPU time of every event of `callback`
+        for event in [e for e in dir(TrainerCallback) if e.startswith("on_")]:
+            def wrapped(*a, _f=getattr(callback, event), **k):
+                t = time.thread_time()
+                try:
+                    return _f(*a, **k)
+                finally:
+                    spent[0] += time.thread_time() - t
+            setattr(callback, event, wrapped)
+        return callback
+
+    out: dict[str, list[tuple[float, float, float]]] = {v: [] for v in VARIANTS}
     for rep in range(reps):
         for name in VARIANTS[rep % 3:] + VARIANTS[:rep % 3]:
             args = SFTConfig(output_dir=tempfile.mkdtemp(), max_steps=steps, logging_steps=1, report_to="none",
@@ -63,16 +86,17 @@ def measure(reps: int, steps: int, warmup: int = 20) -> dict[str, list[float]]:
             trainer.add_callback(clock)
             if name == "dashboard":
                 dashboard = jp.attach(trainer)
+                timed(trainer.callback_handler.callbacks[-1])  # the dashboard's recorder
             elif name == "notebook":
-                trainer.add_callback(NotebookProgressCallback)
+                trainer.add_callback(timed(NotebookProgressCallback()))
             trainer.train()
             if name == "dashboard":
                 dashboard.close()
-            out[name].append((steps - warmup) / (getattr(clock, f"t{steps}") - getattr(clock, f"t{warmup}")))
+            out[name].append(clock.rates())
     return out
 
 
-def _in_kernel(reps: int, steps: int) -> dict[str, list[float]]:
+def _in_kernel(reps: int, steps: int) -> dict[str, list[list[float]]]:
     from jupyter_client.manager import start_new_kernel
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]),
@@ -105,16 +129,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     a = parser.parse_args()
     results = _in_kernel(a.reps, a.steps)
-    base = results["none"]
     print(f"SFT, tiny Llama (tests/tiny.py), batch 4, 1 torch thread, {a.reps} interleaved repetitions, "
-          f"steps/s from step 20 to {a.steps}, in a real ipykernel")
-    print(f"{'variant':<12}{'median steps/s':>16}{'ratio to none':>15}{'ratios min..max':>20}")
-    for name in VARIANTS:
-        ratios = [r / b for r, b in zip(results[name], base)]
-        print(f"{name:<12}{statistics.median(results[name]):>16.1f}{statistics.median(ratios):>15.3f}"
-              f"{min(ratios):>11.3f}..{max(ratios):.3f}")
-    print("raw steps/s:", json.dumps({k: [round(x, 1) for x in v] for k, v in results.items()}))
-
+          f"steps {20}-{a.steps}, in a real ipykernel")
+    for name in ("dashboard", "notebook"):
+        shares = [r[2] for r in results[name]]
+        print(f"{name}: {100 * statistics.median(shares):.2f}% of the training thread's CPU time is spent in its "
+              f"callback (median; {100 * min(shares):.2f}..{100 * max(shares):.2f}%)")
+    for i, clock in enumerate(("wall clock", "process CPU time")):
+        base = [r[i] for r in results["none"]]
+        print(f"\nby {clock}:")
+        print(f"{'variant':<12}{'median steps/s':>16}{'ratio to none':>15}{'ratios min..max':>20}")
+        for name in VARIANTS:
+            rates = [r[i] for r in results[name]]
+            ratios = [r / b for r, b in zip(rates, base)]
+            print(f"{name:<12}{statistics.median(rates):>16.1f}{statistics.median(ratios):>15.3f}"
+                  f"{min(ratios):>11.3f}..{max(ratios):.3f}")
+    print("\nraw (wall steps/s, cpu steps/s, callback share):",
+          json.dumps({k: [[round(x, 4) for x in r] for r in v] for k, v in results.items()}))
 
 if __name__ == "__main__":
     sys.path[:0] = [str(ROOT), str(ROOT / "tests")]

@@ -51,6 +51,11 @@ PANELS: tuple[Panel, ...] = (
 
 
 @functools.lru_cache(maxsize=4096)  # called for every logged key of every step
+def _watched(key: str) -> bool:
+    return _WATCHED.search(key) is not None
+
+
+@functools.lru_cache(maxsize=4096)
 def panel_of(key: str) -> Panel | None:
     return next((p for p in PANELS if p.takes(key)), None)
 
@@ -101,7 +106,7 @@ class Tracker:
             row["memory_bytes"] = int(memory)
         self._keep(row)
         for key in values:
-            if _WATCHED.search(key) and not math.isfinite(values[key]):
+            if _watched(key) and not math.isfinite(values[key]):
                 self.flags.append({"step": int(step), "key": key, "value": str(values[key])})
         return row
 

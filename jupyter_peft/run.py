@@ -16,8 +16,10 @@ runs (`interrupts.py`). A run's folder keeps the plan, the history and the check
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
+import time
 import traceback
 import weakref
 from pathlib import Path
@@ -28,6 +30,7 @@ from ._errors import PlanError, did_you_mean
 from .metrics import Tracker, format_bytes
 
 LIVE = ("running", "stopping")
+MEMORY_EVERY = 0.25  # seconds between memory samples in the history
 _ACTIVE: dict[int, Run] = {}  # id(base model) -> the run training it
 _RECENT: list[weakref.ref[Run]] = []
 _LOCK = threading.Lock()
@@ -60,7 +63,7 @@ class Run:
         self._republished = False
         self._foreground = False
         self._restore_sigint = lambda: None
-        self._cuda = _on_cuda(self.model)
+        self._cuda, self._memory_at = _on_cuda(self.model), float("-inf")
         trainer.add_callback(Recorder(self))
         self.dashboard = Dashboard(self)
         _RECENT[:] = [ref for ref in _RECENT if ref() is not None] + [weakref.ref(self)]
@@ -187,7 +190,7 @@ class Run:
 
     def _logged(self, step: int, logs: dict[str, Any]) -> bool:
         """Record one log; False when training must stop because the loss is NaN/inf."""
-        row = self.tracker.record(step, logs, _memory(self._cuda))
+        row = self.tracker.record(step, logs, self._sample_memory())
         if row is None:
             return True
         self.dashboard.add(row)
@@ -239,6 +242,14 @@ class Run:
                 return False
             self.state = state
             return True
+
+    def _sample_memory(self) -> int | None:
+        """Memory now, at most every MEMORY_EVERY seconds (a file read per step would cost more)."""
+        now = time.monotonic()
+        if now - self._memory_at < MEMORY_EVERY:
+            return None
+        self._memory_at = now
+        return _memory(self._cuda)
 
     def _write_checkpoint(self) -> Path | None:
         """The trainer's checkpoint at the current step, unless the weights are NaN/inf."""
@@ -482,8 +493,6 @@ def _memory(cuda: bool) -> int | None:
         return int(torch.cuda.max_memory_allocated())
     try:
         with open("/proc/self/statm") as f:
-            import os
-
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         import resource

@@ -2,7 +2,7 @@
 
 State lives in traitlets (status, progress, panels, flags, params, memory). Metric points stream as
 custom messages holding only the points logged since the previous update, at most once per
-`interval` seconds, so bytes per step do not grow with the history. The browser keeps at
+`interval` seconds (0.25), so bytes per step do not grow with the history. The browser keeps at
 most `max_points` points per trace and thins the older ones. Messages from the page are
 routed on `kind`: `stop`, `save`, `sync` (a new view asks for the history so far, answered
 by one `reset`). When the run ends the output becomes a static HTML snapshot (snapshot.py),
@@ -45,8 +45,9 @@ class Dashboard(anywidget.AnyWidget):
     """Measured memory `{label, bytes, text, estimate_text}` (CUDA peak, or process RSS on CPU)."""
     max_points = t.Int(2000).tag(sync=True)
     """Points per trace the browser keeps; beyond it the older half is thinned to every other point."""
-    interval = t.Float(0.1)
-    """Seconds between updates sent to the browser (at most ~10 per second)."""
+    interval = t.Float(0.25)
+    """Seconds between updates sent to the browser: 4 a second, as often as the page redraws
+    (each update is two kernel messages; sending costs the training thread more than recording)."""
 
     def __init__(self, run: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -56,7 +57,7 @@ class Dashboard(anywidget.AnyWidget):
         self._pending: dict[str, tuple[list[int], list[float | None]]] = {}
         self._charted: dict[str, bool] = {}
         self._count = 0  # history rows whose points were added (sent, pending or in a reset)
-        self._last = 0.0
+        self._last = time.monotonic()
         self._keys = self._flags = -1
         self._display_id: str | None = None
         self.on_msg(self._on_msg)

@@ -63,15 +63,18 @@ def measure(reps: int, steps: int, warmup: int = 20) -> dict[str, list[tuple[flo
             n = steps - warmup
             return n / (w1 - w0), n / (c1 - c0), (s1 - s0) / (t1 - t0)
 
+    def counted(handler):
+        def wrapped(*a, **k):
+            t = time.thread_time()
+            try:
+                return handler(*a, **k)
+            finally:
+                spent[0] += time.thread_time() - t
+        return wrapped
+
     def timed(callback):  # count the thread CPU time of every event of `callback`
         for event in [e for e in dir(TrainerCallback) if e.startswith("on_")]:
-            def wrapped(*a, _f=getattr(callback, event), **k):
-                t = time.thread_time()
-                try:
-                    return _f(*a, **k)
-                finally:
-                    spent[0] += time.thread_time() - t
-            setattr(callback, event, wrapped)
+            setattr(callback, event, counted(getattr(callback, event)))
         return callback
 
     out: dict[str, list[tuple[float, float, float]]] = {v: [] for v in VARIANTS}

@@ -60,7 +60,7 @@ def _after_cell(result: Any) -> None:
             print(f"Interrupted: {run.describe()} stops at the next step and saves its adapter.")
 
 
-def foreground_guard(stop: Callable[[], None], active: Callable[[], bool]) -> Callable[[], None]:
+def foreground_guard(stop: Callable[[], object], active: Callable[[], bool]) -> Callable[[], None]:
     """While a trainer trains on the main thread: the first SIGINT calls `stop()`, a second raises.
 
     Returns the function that puts the previous handler back. When `active()` is false (the
@@ -69,7 +69,7 @@ def foreground_guard(stop: Callable[[], None], active: Callable[[], bool]) -> Ca
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = signal.getsignal(signal.SIGINT)
-    asked = []
+    asked: list[bool] = []
 
     def handler(signum: int, frame: Any) -> None:
         if active() and not asked:

@@ -33,7 +33,7 @@ _COLUMNS: dict[str, tuple[tuple[str, ...], ...]] = {
     "rloo": (("prompt",),),
 }
 # Trainer arguments we pass ourselves.
-_OURS = ("self", "model", "args", "train_dataset", "eval_dataset", "processing_class", "reward_funcs", "callbacks")
+_OURS = ("model", "args", "train_dataset", "eval_dataset", "processing_class", "reward_funcs", "callbacks")
 
 
 @dataclass
@@ -119,7 +119,7 @@ def _split_kwargs(plan: Plan, kwargs: dict[str, Any]) -> tuple[dict[str, Any], d
 
 
 def _check_init_kwargs(trainer_cls: type, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    params = [p for p in _inspect.signature(trainer_cls.__init__).parameters if p not in _OURS]
+    params = [p for p in _inspect.signature(trainer_cls).parameters if p not in _OURS]
     for key in kwargs:
         if key not in params:
             known = [*config_fields(name), *params]

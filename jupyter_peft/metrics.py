@@ -36,14 +36,16 @@ class Panel:
 
 
 # The dashboard's charts, in display order. A panel appears when its first key is logged:
-# DPO/KTO/ORPO log rewards/chosen|rejected|margins|accuracies, GRPO/RLOO reward and
-# rewards/<function>/mean, SFT mean_token_accuracy.
+# DPO/KTO/ORPO/CPO log rewards/chosen|rejected|margins|accuracies, GRPO/RLOO reward and
+# rewards/<function>/mean, reward modelling mean_reward, margin and accuracy, SFT
+# mean_token_accuracy.
 PANELS: tuple[Panel, ...] = (
     Panel("loss", "loss (train, eval)", r"(eval_)?loss"),
     Panel("learning_rate", "learning rate", r"learning_rate"),
     Panel("grad_norm", "grad norm", r"grad_norm"),
-    Panel("rewards", "rewards and margins", r"(eval_)?(rewards/(chosen|rejected|margins)|reward|rewards/[^/]+/mean)"),
-    Panel("accuracy", "accuracy", r"(eval_)?(rewards/accuracies|mean_token_accuracy)"),
+    Panel("rewards", "rewards and margins",
+          r"(eval_)?(rewards/(chosen|rejected|margins)|reward|rewards/[^/]+/mean|mean_reward|margin)"),
+    Panel("accuracy", "accuracy", r"(eval_)?(rewards/accuracies|mean_token_accuracy|accuracy)"),
     Panel("tokens_per_second", "tokens / s", r"tokens_per_second"),
     Panel("steps_per_second", "steps / s", r"steps_per_second"),
     Panel("memory", "memory (bytes)", r"memory_bytes"),
@@ -93,8 +95,7 @@ class Tracker:
 
     def record(self, step: int, logs: dict[str, Any], memory: int | None = None) -> dict[str, Any] | None:
         """One `on_log` call. Returns the new history row (None for the final summary log)."""
-        values = {k: _number(v) for k, v in logs.items()}
-        values = {k: v for k, v in values.items() if v is not None}
+        values = {k: x for k, v in logs.items() if (x := _number(v)) is not None}
         if any(k in values for k in _SUMMARY_KEYS):
             self.summary.update(values)
             return None
@@ -178,13 +179,14 @@ class Tracker:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A logged value as a float; None for text, flags and anything else that is not a number."""
+    if not isinstance(value, (int, float)) and hasattr(value, "item"):
         try:  # 0-d tensors and numpy scalars
             value = value.item()
-        except (AttributeError, ValueError, RuntimeError):
+        except (ValueError, RuntimeError):
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
     return float(value)
 
 

@@ -223,7 +223,8 @@ class Run:
         try:
             self._write_checkpoint()
         except Exception as save_err:  # noqa: BLE001 - report, do not mask the first error
-            self.error += f" (and saving the adapter failed: {save_err})"
+            note = f"saving the adapter failed: {save_err}"
+            self.error = f"{self.error} (and {note})" if self.error else note
         self._settle()
 
     def _settle(self) -> None:

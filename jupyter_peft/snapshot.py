@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from .metrics import decimate, finite_or_none
@@ -40,7 +41,8 @@ def html_snapshot(run: Any) -> str:
         if status.get(key):
             lines.append(f"<div style='color:{color}'>{esc(status[key])}</div>")
     for flag in tracker.flags[:10]:
-        lines.append(f"<div style='color:#b00020'>{esc(flag['key'])} = {esc(flag['value'])} at step {flag['step']}</div>")
+        text = f"{flag['key']} = {flag['value']} at step {flag['step']}"
+        lines.append(f"<div style='color:#b00020'>{esc(text)}</div>")
     return (
         "<div class='jp-peft-run-snapshot' style='font-family:var(--jp-ui-font-family,sans-serif);font-size:13px'>"
         + "".join(lines)
@@ -53,7 +55,7 @@ def _img(svg: str, alt: str) -> str:
     return f"<img alt='{html.escape(alt)}' width='{_W}' height='{_H}' src='data:image/svg+xml;base64,{data}'/>"
 
 
-def line_chart(title: str, traces: list[tuple[str, list[Any], list[Any]]], flags: list[int] = (),
+def line_chart(title: str, traces: list[tuple[str, list[Any], list[Any]]], flags: Sequence[int] = (),
                log_y: bool = False) -> str:
     """An SVG line chart: one polyline per trace (gaps at None), red dashed lines at `flags`."""
     traces = [(name, *decimate(xs, [finite_or_none(y) for y in ys], MAX_POINTS)) for name, xs, ys in traces]
@@ -117,7 +119,8 @@ def _axes(x0: float, x1: float, y0: float, y1: float, log_y: bool) -> str:
                    f"<text x='{_PAD_L - 4}' y='{y + 3:.1f}' font-size='9' text-anchor='end'>{label}</text>")
     for t in nice_ticks(x0, x1):
         x = _PAD_L + (t - x0) / (x1 - x0) * (_W - _PAD_L - _PAD_R)
-        out.append(f"<text x='{x:.1f}' y='{_H - _PAD_B + 12}' font-size='9' text-anchor='middle'>{format_tick(t)}</text>")
+        out.append(f"<text x='{x:.1f}' y='{_H - _PAD_B + 12}' font-size='9' text-anchor='middle'>"
+                   f"{format_tick(t)}</text>")
     out.append(f"<text x='{(_W + _PAD_L) / 2}' y='{_H - 8}' font-size='10' text-anchor='middle'>step</text>")
     return "".join(out)
 

@@ -43,4 +43,5 @@ def dpo_data(n: int = 16) -> Any:
 def grpo_data(n: int = 8) -> Any:
     from datasets import Dataset
 
-    return Dataset.from_list([{"prompt": p} for p in ["the cat", "a small model", "fine tuning", "the quick"] * (n // 4)])
+    prompts = ["the cat", "a small model", "fine tuning", "the quick"]
+    return Dataset.from_list([{"prompt": prompts[i % len(prompts)]} for i in range(n)])

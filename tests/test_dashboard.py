@@ -121,14 +121,16 @@ def test_stop_and_save_from_the_page(tmp_path):
 def test_the_cell_output_becomes_a_static_snapshot_when_the_run_ends(tmp_path, shell):
     from IPython.utils.capture import capture_output
 
-    with capture_output() as cap:
-        run = jp.train(tiny.build("llama"), LORA + "train: {max_steps: 5}", dataset=runs.sft_data(),
-                       tokenizer=tiny.tokenizer(), runs_dir=tmp_path)
-        from IPython.display import display
+    from IPython.display import display
 
-        display(run)
-        run.wait(60)
+    with capture_output() as cap:
+        run = jp.train(tiny.build("llama"), LORA + "train: {max_steps: 100000}", dataset=runs.sft_data(),
+                       tokenizer=tiny.tokenizer(), runs_dir=tmp_path)
+        display(run)  # while it runs: the live widget
+        while run.tracker.step < 2:
+            time.sleep(0.02)
+        run.stop().wait(60)
     live, final = cap.outputs[0].data, cap.outputs[-1].data
     assert "application/vnd.jupyter.widget-view+json" in live
     assert "application/vnd.jupyter.widget-view+json" not in final
-    assert final["text/html"].count("data:image/svg+xml;base64,") >= 4 and "finished" in final["text/html"]
+    assert final["text/html"].count("data:image/svg+xml;base64,") >= 4 and "stopped" in final["text/html"]

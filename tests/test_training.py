@@ -38,18 +38,23 @@ def _lora_weights(model):
 
 
 def test_sft_loss_decreases_and_the_run_folder_keeps_everything(tok, tmp_path):
-    plan = jp.Plan.from_yaml(LORA + "train: {trainer: sft, max_steps: 30, learning_rate: 0.005}")
-    run = jp.train(tiny.build("llama"), plan, dataset=runs.sft_data(), tokenizer=tok, runs_dir=tmp_path)
+    plan = jp.Plan.from_yaml(LORA + "train: {trainer: sft, max_steps: 30, learning_rate: 0.005, "
+                                    "eval_strategy: steps, eval_steps: 10}")
+    run = jp.train(tiny.build("llama"), plan, dataset=runs.sft_data(), eval_dataset=runs.sft_data(4),
+                   tokenizer=tok, runs_dir=tmp_path)
     assert run.state in ("running", "finished")
     assert run.wait(120) == "finished"
-    losses = run.df["loss"].tolist()
-    assert len(losses) == 30 and run.df["step"].tolist() == list(range(1, 31))
+    train_rows = run.df[run.df["loss"].notna()]
+    losses = train_rows["loss"].tolist()
+    assert len(losses) == 30 and train_rows["step"].tolist() == list(range(1, 31))
+    evals = run.df[run.df["eval_loss"].notna()]
+    assert evals["step"].tolist() == [10, 20, 30] and evals["eval_loss"].iloc[-1] < evals["eval_loss"].iloc[0]
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.1
     # the folder: plan, full history, the final checkpoint with a safetensors adapter
     assert run.folder.parent == tmp_path and run.folder.name.endswith("-lora-sft")
     assert jp.Plan.from_yaml((run.folder / "plan.yaml").read_text()).train["max_steps"] == 30
     rows = [json.loads(line) for line in (run.folder / "history.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == list(range(1, 31)) and rows[-1]["loss"] == losses[-1]
+    assert [r["step"] for r in rows] == [r["step"] for r in run.history] and len(rows) == 33
     assert run.checkpoint == run.folder / "checkpoint-30"
     assert (run.checkpoint / "adapter_model.safetensors").exists()
     assert (run.checkpoint / "optimizer.pt").exists()
@@ -58,6 +63,7 @@ def test_sft_loss_decreases_and_the_run_folder_keeps_everything(tok, tmp_path):
     assert run.dashboard.progress["percent"] == 100.0 and run.dashboard.status["state"] == "finished"
     assert "adapter saved to" in run.dashboard.status["message"]
     assert {p["id"] for p in run.dashboard.panels} >= {"loss", "learning_rate", "grad_norm", "tokens_per_second"}
+    assert run.dashboard.panels[0]["keys"] == ["loss", "eval_loss"]
     assert [r["role"] for r in run.dashboard.params["rows"]] == ["self_attn.q_proj", "self_attn.v_proj"]
     assert "data:image/svg+xml;base64," in run.dashboard.static_bundle()["text/html"]
 
@@ -89,6 +95,28 @@ def test_grpo_runs_with_a_notebook_reward_function(tok, tmp_path):
     assert run.df["step"].tolist() == [1, 2, 3]
     assert len(calls) >= 3 and "rewards/brevity/mean" in run.df
     assert any("rewards/brevity/mean" in p["keys"] for p in run.dashboard.panels)
+
+
+@pytest.mark.parametrize("trainer", ["kto", "orpo", "reward"])
+def test_other_trl_trainers_through_the_mapping(trainer, tok, tmp_path):
+    from datasets import Dataset
+
+    model, data = tiny.build("llama"), runs.dpo_data(8)
+    if trainer == "kto":
+        rows = [{"prompt": "the cat is", "completion": " on the mat", "label": True},
+                {"prompt": "the cat is", "completion": " lazy jumps", "label": False}]
+        data = Dataset.from_list(rows * 4)
+    if trainer == "reward":  # a scoring head, sized for the tokenizer
+        import transformers
+
+        model = transformers.LlamaForSequenceClassification(tiny.config("llama", vocab_size=300, num_labels=1,
+                                                                         pad_token_id=0))
+        data = data.remove_columns("prompt")
+    run = jp.train(model, LORA + f"train: {{trainer: {trainer}, max_steps: 3, per_device_train_batch_size: 4}}",
+                   dataset=data, tokenizer=tok, runs_dir=tmp_path)
+    assert run.wait(120) == "finished", run.error
+    assert run.df["step"].tolist() == [1, 2, 3] and (run.checkpoint / "adapter_model.safetensors").exists()
+    assert "rewards" in {p["id"] for p in run.dashboard.panels}
 
 
 def test_stop_mid_run_leaves_a_loadable_adapter(tok, tmp_path):

@@ -35,9 +35,9 @@ class Dashboard(anywidget.AnyWidget):
     """The run's state line from `Run.status()`: state, title, message, error, checkpoint."""
     progress = t.Dict().tag(sync=True)
     """Progress from `Run.progress()`: step, max_steps, percent, text (step, epoch, elapsed, ETA)."""
-    panels = t.List().tag(sync=True)
+    panels: t.List[dict[str, Any]] = t.List().tag(sync=True)
     """The charts to draw, `[{id, title, keys, log_y}]`, from `Tracker.panels()`."""
-    flags = t.List().tag(sync=True)
+    flags: t.List[dict[str, Any]] = t.List().tag(sync=True)
     """Non-finite losses and grad norms, `[{step, key, value}]`: marked on the loss chart."""
     params = t.Dict().tag(sync=True)
     """The trainable-parameter chart, `{title, rows: [{role, trainable, text, ...}]}`."""
@@ -115,7 +115,10 @@ class Dashboard(anywidget.AnyWidget):
         tracker = self.run.tracker
         with self._lock:
             self._pending = {}  # the reset covers them
-            series = {k: decimate(*tracker.series(k, until=self._count), self.max_points) for k in tracker.keys}
+            series = {}
+            for key in tracker.keys:
+                steps, values = tracker.series(key, until=self._count)
+                series[key] = decimate(steps, values, self.max_points)
         self.send({"kind": "reset", "series": series})
         self.refresh()
 
@@ -140,7 +143,8 @@ class Dashboard(anywidget.AnyWidget):
 
         self._display_id = self._display_id or uuid.uuid4().hex
         live = self.run.state in LIVE if live is None else live
-        bundle = super()._repr_mimebundle_()[0] if live else self.static_bundle()
+        widget = super()._repr_mimebundle_()
+        bundle = widget[0] if live and widget is not None else self.static_bundle()
         display(bundle, raw=True, display_id=self._display_id)
 
     def _ipython_display_(self) -> None:

@@ -241,7 +241,7 @@ def _check_quantization(plan: Plan, model_map: ModelMap) -> None:
     have = kbit.quantization_of(model_map.base_model)
     if want == "none" or have == want or plan.base is not None:
         return
-    where = {"key": "quantization" if plan.quantization else "method", "value": want}
+    where: dict[str, Any] = {"key": "quantization" if plan.quantization else "method", "value": want}
     if have == "none":
         raise PlanError(
             f"the plan asks for a {want} base but this model is not quantized: "

@@ -2,21 +2,17 @@
 
 `base:` is a local folder (what `save_pretrained` writes) or a hub id. A 4-bit or 8-bit plan
 loads through bitsandbytes (`BitsAndBytesConfig` from the plan's bnb_* options) onto one
-device: the GPU when there is one, else the CPU. Running the same `%%peft` cell again reuses
-the model this session already loaded with the same settings instead of holding two copies.
+device: the GPU when there is one, else the CPU.
 """
 
 from __future__ import annotations
 
 import os
-import weakref
 from typing import Any
 
 from ._errors import PlanError
 
 INSTALL_HINT = "pip install 'jupyter-peft[quant]'"
-# (folder or id, quantization settings, device map) -> the model loaded with them
-_LOADED: dict[tuple[str, str, str], weakref.ref[Any]] = {}
 
 
 def load_base(plan: Any, device_map: Any = None) -> tuple[Any, Any]:
@@ -31,23 +27,11 @@ def load_base(plan: Any, device_map: Any = None) -> tuple[Any, Any]:
         kwargs["device_map"] = device_map if device_map is not None else _device_map()
     if quant is not None:
         kwargs["quantization_config"] = quant
-    key = (source, quant.to_json_string() if quant is not None else "none", repr(kwargs.get("device_map")))
-    ref = _LOADED.get(key)
-    model = ref() if ref is not None else None
-    if model is None:
-        try:
-            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-        except (OSError, ValueError) as err:
-            raise PlanError(f"cannot load {plan.base!r}: {_first_line(err)}", key="base", value=plan.base) from None
-        _LOADED[key] = weakref.ref(model)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as err:
+        raise PlanError(f"cannot load {plan.base!r}: {_first_line(err)}", key="base", value=plan.base) from None
     return model, _tokenizer(source)
-
-
-def forget(model: Any) -> None:
-    """Stop reusing `model` for later loads (its weights were changed, e.g. merged in place)."""
-    for key, ref in list(_LOADED.items()):
-        if ref() is model or ref() is None:
-            del _LOADED[key]
 
 
 def quantization_config(plan: Any) -> Any:
@@ -85,7 +69,7 @@ def require_bitsandbytes(quant: str) -> None:
 def _check_source(base: str) -> str:
     """The folder (expanded) or hub id to load; PlanError for a path that is not a model folder."""
     path = os.path.expanduser(base)
-    where = {"key": "base", "value": base}
+    where: dict[str, Any] = {"key": "base", "value": base}
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "config.json")):
             raise PlanError(

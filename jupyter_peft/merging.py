@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._errors import PlanError
+from .kbit import quantization_of
 
 
 def merge(
@@ -36,8 +37,6 @@ def merge(
     copy goes (default: where the base is). reload_base: True (the folder the base was loaded
     from) or a path: merge into that full-precision checkpoint instead of dequantizing.
     """
-    from .kbit import quantization_of
-
     adapter = _check_mergeable(peft_model, adapter)
     base = peft_model.get_base_model()
     quant = quantization_of(base)
@@ -46,9 +45,9 @@ def merge(
     dtype = _dtype(dtype, base)
     device = _single_device(base, device)
     needed = memory_needed(peft_model, dtype, adapter)
-    _check_free(needed, device)
+    free = _check_free(needed, device)
     if verbose:
-        print(_note(base, quant, dtype, device, needed))
+        print(_note(base, quant, dtype, device, needed, free))
     if reload_base:
         plain = _reload(base, reload_base, dtype, device)
     else:
@@ -60,6 +59,7 @@ def memory_needed(peft_model: Any, dtype: Any = None, adapter: str | None = None
     """Bytes the merged full-precision copy takes: every base weight at `dtype` (buffers as they
     are), plus the adapter's own weights, which exist beside it until they are merged."""
     import torch
+    from peft import get_peft_model_state_dict
 
     base = peft_model.get_base_model()
     itemsize = torch.empty((), dtype=_dtype(dtype, base)).element_size()
@@ -67,8 +67,6 @@ def memory_needed(peft_model: Any, dtype: Any = None, adapter: str | None = None
     for _, tensor, is_param, _layer in _unique(_base_tensors(base)):
         numel = _logical_numel(tensor)
         total += numel * itemsize if is_param and _is_float(tensor) else numel * tensor.element_size()
-    from peft import get_peft_model_state_dict
-
     name = adapter or peft_model.active_adapter
     weights = get_peft_model_state_dict(peft_model, _tensors(peft_model), adapter_name=name).values()
     return total + sum(t.numel() * t.element_size() for t in weights)
@@ -89,14 +87,15 @@ def _check_mergeable(peft_model: Any, adapter: str | None) -> str:
     if name not in peft_model.peft_config:
         raise PlanError(f"no adapter named {name!r}", key="adapter", value=name, choices=list(peft_model.peft_config))
     config = peft_model.peft_config[name]
+    method = str(getattr(config.peft_type, "value", config.peft_type)).lower()
     if config.is_prompt_learning:
         raise PlanError(
-            f"{config.peft_type.value.lower()} learns virtual tokens, not weight changes: there is nothing to "
+            f"{method} learns virtual tokens, not weight changes: there is nothing to "
             "merge. Keep the PeftModel, or save the adapter with save_pretrained",
             key="method",
         )
     if not hasattr(peft_model.base_model, "merge_and_unload"):
-        raise PlanError(f"peft cannot merge {config.peft_type.value.lower()} adapters", key="method")
+        raise PlanError(f"peft cannot merge {method} adapters", key="method")
     return name
 
 
@@ -115,7 +114,8 @@ def _single_device(base: Any, device: Any) -> Any:
     return devices.pop()
 
 
-def _check_free(needed: int, device: Any) -> None:
+def _check_free(needed: int, device: Any) -> int | None:
+    """The free bytes on `device` (None if unknown); PlanError when `needed` is more."""
     free = _free_bytes(device)
     if free is not None and needed > free:
         raise PlanError(
@@ -123,6 +123,7 @@ def _check_free(needed: int, device: Any) -> None:
             "device (device='cpu'), in a smaller dtype, or free memory first",
             key="device",
         )
+    return free
 
 
 def _free_bytes(device: Any) -> int | None:
@@ -137,12 +138,13 @@ def _free_bytes(device: Any) -> int | None:
     return None
 
 
-def _note(base: Any, quant: str, dtype: Any, device: Any, needed: int) -> str:
+def _note(base: Any, quant: str, dtype: Any, device: Any, needed: int, free: int | None) -> str:
     held = sum(_stored_bytes(t) for _, t, _, _ in _unique(_base_tensors(base)))
     what = f"the {quant} model" if quant != "none" else "the adapted model"
+    room = f", {_fmt(free)} free there" if free is not None else ""
     return (
         f"merge: a {str(dtype).removeprefix('torch.')} copy of {type(base).__name__} needs {_fmt(needed)} "
-        f"on {device} ({needed:,} bytes); {what} keeps its {_fmt(held)}"
+        f"on {device} ({needed:,} bytes{room}); {what} keeps its {_fmt(held)}"
     )
 
 
@@ -235,8 +237,6 @@ def _dequantized(weight: Any, layer: Any) -> Any:
 
 def _reload(base: Any, reload_base: bool | str, dtype: Any, device: Any) -> Any:
     """The base's own full-precision checkpoint, loaded again."""
-    from .kbit import quantization_of
-
     path = reload_base if isinstance(reload_base, str) else getattr(base, "name_or_path", "")
     if not path:
         raise PlanError("this model does not say where it was loaded from: pass reload_base='path'", key="reload_base")
@@ -256,7 +256,7 @@ def _merge_into(plain: Any, peft_model: Any, adapter: str) -> Any:
     config = copy.deepcopy(peft_model.peft_config[adapter])
     fresh = get_peft_model(plain, config, adapter_name=adapter)
     state = get_peft_model_state_dict(peft_model, _tensors(peft_model), adapter_name=adapter)
-    result = set_peft_model_state_dict(fresh, state, adapter_name=adapter)
+    result: Any = set_peft_model_state_dict(fresh, state, adapter_name=adapter)
     if result.unexpected_keys:
         raise RuntimeError(f"merge: adapter weights without a place: {result.unexpected_keys[:5]}")
     merged = fresh.merge_and_unload(safe_merge=True, adapter_names=[adapter])
@@ -273,11 +273,10 @@ def _merge_in_place(peft_model: Any, base: Any, quant: str, adapter: str, dtype:
             f"copy (it needs {_fmt(needed)})",
             key="inplace",
         )
-    from . import adapt, loading
+    from . import adapt
 
     merged = peft_model.merge_and_unload(safe_merge=True, adapter_names=[adapter])
     adapt.forget(base)  # the adapters are gone: apply must not find the old PeftModel
-    loading.forget(base)  # and a `base:` cell must load the checkpoint again
     if dtype is not None:
         merged = merged.to(_dtype(dtype, base))
     if verbose:

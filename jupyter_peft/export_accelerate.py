@@ -133,11 +133,13 @@ def notes(source: Source, scale: Scale) -> list[str]:
         out += [
             f"{scale.processes} processes ({scale.gpus} GPUs x {scale.machines} machines), {BACKENDS[scale.backend]}",
             f"global batch = {per_device} per device x {accum} accumulation x {scale.processes} processes = "
-            f"{per_device * accum * scale.processes} (the notebook's: {per_device * accum})",
+            f"{per_device * accum * scale.processes} (one process: {per_device * accum})",
         ]
     if scale.offload:
-        what = "parameters" if scale.backend == "fsdp" else "optimizer state" + (" and parameters" * (scale.backend == "zero3"))
-        out.append(f"CPU offload: {what} live in CPU memory between uses (slower steps, less GPU memory)")
+        what = {"fsdp": "parameters", "zero2": "optimizer state", "zero3": "optimizer state and parameters"}
+        out.append(
+            f"CPU offload: {what[scale.backend]} wait in CPU memory between uses (slower steps, less GPU memory)"
+        )
     storage = source.quant_kwargs.get("bnb_4bit_quant_storage", "uint8")
     if source.quantization == "4bit" and scale.backend in ("fsdp", "zero3") and storage == "uint8":
         out.append(

@@ -25,13 +25,12 @@ def render(
     eval_data: str | None,
     output_dir: str,
     commands: list[str],
-    comments: list[str],
+    notes: list[str],
 ) -> str:
     """The script's text. Paths are as they should appear: relative ones resolve against the
-    script's own folder. `commands` go in the docstring, `comments` (notes, memory) after it."""
+    script's own folder. `commands` and `notes` go in the docstring."""
     parts = [
-        _docstring(source, commands),
-        _comments(comments + source.notes),
+        _docstring(source, commands, notes),
         _HEADER.format(
             base=python_literal(source.base),
             data=_path(data),
@@ -50,28 +49,27 @@ def render(
     return "\n\n\n".join(p.strip("\n") for p in parts if p) + "\n"
 
 
-def _docstring(source: Source, commands: list[str]) -> str:
+def _docstring(source: Source, commands: list[str], notes: list[str]) -> str:
+    """A raw docstring (plans may hold regex backslashes): what it trains, how to run it, notes."""
     plan_yaml = textwrap.indent(source.plan.to_yaml().rstrip(), "    ")
     runs = "\n".join(f"    {c}" for c in commands)
     adapts = ", ".join(f"{role} x{n}" for role, n in source.adapts)
     adapts_line = f"\nIt adapts {sum(n for _, n in source.adapts)} modules: {adapts}.\n" if adapts else ""
+    notes_part = "\nNotes:\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else ""
     title = f"{source.plan.method} fine-tuning of {source.base} with TRL's {_trainer(source).trainer}"
     return f'''#!/usr/bin/env python
-"""{title}.
+r"""{title}.
 
 Exported by jupyter_peft from a notebook plan. Needs torch, transformers, peft, trl and
 datasets{" (and bitsandbytes)" if source.quantization != "none" else ""}; not jupyter_peft.
+Run from this folder (the data and output paths are relative to this file):
 
 {runs}
-{adapts_line}
+{adapts_line}{notes_part}
 The plan it came from:
 
 {plan_yaml}
 """'''
-
-
-def _comments(lines: list[str]) -> str:
-    return "\n".join(f"# {line}" if line else "#" for line in lines)
 
 
 def _path(path: str | None) -> str:
@@ -94,7 +92,7 @@ def _call(callee: str, kwargs: dict[str, Any], indent: str = "    ") -> str:
     return f"{callee}(\n{inner}{indent})"
 
 
-_HEADER = '''
+_HEADER = """
 from __future__ import annotations
 
 import argparse
@@ -108,7 +106,7 @@ DTYPE = {dtype}  # the dtype the notebook's base was in ("auto": the checkpoint'
 DATA = {data}  # JSONL or Parquet, one example per row
 EVAL_DATA = {eval_data}
 OUTPUT_DIR = {output_dir}
-'''
+"""
 
 
 def _peft_function(source: Source) -> str:
@@ -233,7 +231,7 @@ def _main(source: Source) -> str:
         else ""
     )
     rewards = "\n        reward_funcs=REWARD_FUNCS," if source.reward_funcs else ""
-    return f'''
+    return f"""
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\\n")[1] if __doc__ else None)
     parser.add_argument("--base", default=BASE, help="base model folder or hub id (default: %(default)s)")
@@ -265,10 +263,10 @@ def main(argv=None):
     trainer.save_model(options.output_dir)
     if args.distributed_state.is_main_process:
         print(f"adapter saved to {{options.output_dir}}", flush=True)
-'''
+"""
 
 
-_FOOTER = '''
+_FOOTER = """
 if __name__ == "__main__":
     main()
-'''
+"""

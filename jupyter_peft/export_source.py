@@ -121,13 +121,13 @@ def _peft_config(plan: Plan, model: Any, train: dict[str, Any]) -> tuple[Any, st
     """(config, task type, adapted groups): what `apply` passes to peft for this model, or
     the plan's own config (peft resolves its patterns at run time) when there is no model."""
     if model is None:
-        task_type = "SEQ_CLS" if train.get("trainer") == "reward" else "CAUSAL_LM"
-        return plan.peft_config(task_type=task_type), task_type, []
+        guess = "SEQ_CLS" if train.get("trainer") == "reward" else "CAUSAL_LM"
+        return plan.peft_config(task_type=guess), guess, []
     from .adapt import check
 
     checked = check(plan, model)
-    task_type = checked.model_map.task_type
-    if task_type not in AUTO_CLASSES:
+    task_type: str | None = checked.model_map.task_type
+    if task_type is None or task_type not in AUTO_CLASSES:
         raise PlanError(
             f"export writes TRL training for causal language models (and reward models); this "
             f"{type(checked.model_map.base_model).__name__} is a {task_type} model",

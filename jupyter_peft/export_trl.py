@@ -74,7 +74,8 @@ def _quant_fields(source: Source, fields: dict[str, Any], dropped: list[str]) ->
     q = dict(source.quant_kwargs)
     if source.quantization == "8bit":
         fields["load_in_8bit"] = True
-        dropped += [f"{k}: {v!r} (TRL's CLI loads 8-bit with defaults only)" for k, v in q.items() if k != "load_in_8bit"]
+        q.pop("load_in_8bit", None)
+        dropped += [f"{k}: {v!r} (TRL's CLI loads 8-bit with defaults only)" for k, v in q.items()]
     if source.quantization != "4bit":
         return
     fields["load_in_4bit"] = True
@@ -142,14 +143,17 @@ def render(
     dropped += more + most
     if dropped and not lossy:
         raise PlanError(
-            "TRL's command line cannot express all of this plan: " + "; ".join(dropped)
+            "TRL's command line cannot express all of this plan: "
+            + "; ".join(dropped)
             + ". Export format 'script' (it carries everything), or ask for a lossy TRL config (lossy=True, --lossy)",
             key="format",
             value="trl",
             choices=["script", "trl --lossy"],
         )
     body = {**model, **data, **rewards, "output_dir": output_dir, **source.train_kwargs}
-    lines = [*header, *(["", "NOT CARRIED OVER (this file trains something else than the notebook):"] if dropped else [])]
-    lines += [f"  - {d}" for d in dropped]
+    lines = list(header)
+    if dropped:
+        lines += ["", "NOT CARRIED OVER (this file trains something else than the notebook):"]
+        lines += [f"  - {d}" for d in dropped]
     comment = "".join(f"# {line}\n" if line else "#\n" for line in lines)
     return comment + yaml.safe_dump(body, sort_keys=False, default_flow_style=False), dropped

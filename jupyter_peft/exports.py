@@ -32,6 +32,7 @@ class Exported:
     """What an export wrote, how to run it, and what to know (shown after `%peft export`)."""
 
     files: list[Path]
+    folder: Path  # the commands run from here
     commands: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # settings a lossy TRL config leaves out
@@ -39,7 +40,7 @@ class Exported:
     def __str__(self) -> str:
         lines = ["Wrote:", *(f"  {p}" for p in self.files)]
         if self.commands:
-            lines += ["Run:", *(f"  {c}" for c in self.commands)]
+            lines += [f"Run (from {self.folder}):", *(f"  {c}" for c in self.commands)]
         if self.notes:
             lines += ["Notes:", *(f"  - {n}" for n in self.notes)]
         if self.dropped:
@@ -76,23 +77,38 @@ def export(
     base or PeftModel) resolves ranks and targets as `apply` did and gives the base's path and
     dtype; `base` overrides the path. `data` / `eval_data` (in memory, or a path) are written to
     `data/train.jsonl` / `data/test.jsonl` next to `path`. `on_gpu` picks the training defaults
-    (None: as in this notebook). `gpus` per machine, `machines`, `backend` (ddp, fsdp, zero2,
+    (None: as in this notebook, or GPU ones when more than one GPU is asked for). `gpus` per machine, `machines`, `backend` (ddp, fsdp, zero2,
     zero3) and `offload` describe the target for the accelerate config and the launch command.
     `lossy` lets a TRL config leave out what TRL's CLI cannot say (listed in the file).
     """
     if format not in FORMATS:
         raise unknown("format", format, FORMATS, key="format")
     path = Path(path)
-    job = _Job.make(plan, path.parent, model=model, data=data, eval_data=eval_data, data_format=data_format,
-                    base=base, output_dir=output_dir, on_gpu=on_gpu, gpus=gpus, machines=machines, backend=backend,
-                    offload=offload, main_ip=main_ip, lossy=lossy, user_ns=user_ns)
+    job = _Job.make(
+        plan,
+        path.parent,
+        model=model,
+        data=data,
+        eval_data=eval_data,
+        data_format=data_format,
+        base=base,
+        output_dir=output_dir,
+        on_gpu=on_gpu,
+        gpus=gpus,
+        machines=machines,
+        backend=backend,
+        offload=offload,
+        main_ip=main_ip,
+        lossy=lossy,
+        user_ns=user_ns,
+    )
     text, dropped = job.render(format, path.name)
     files = job.write({path: text}, accelerate={path} if format == "accelerate" else set())
     if dropped:
         import warnings
 
         warnings.warn(f"{path.name} leaves out: " + "; ".join(dropped), stacklevel=2)
-    return Exported(files, job.commands(format, path.name), job.notes(), dropped)
+    return Exported(files, path.parent, job.commands(format, path.name), job.notes(), dropped)
 
 
 def export_files(plan: Any, folder: str | os.PathLike[str], **options: Any) -> list[Path]:
@@ -119,7 +135,7 @@ def export_all(plan: Any, folder: str | os.PathLike[str], **options: Any) -> Exp
     commands = job.commands("all", job.script_name)
     texts[folder / "README.md"] = job.readme(commands, notes)
     files = job.write(texts, accelerate={folder / ACCELERATE})
-    return Exported(files, commands, notes, dropped)
+    return Exported(files, folder, commands, notes, dropped)
 
 
 ACCELERATE = "accelerate.yaml"
@@ -171,6 +187,8 @@ class _Job:
             raise unknown("data format", data_format, DATA_FORMATS, key="data_format")
         plan, model = _plan_and_model(plan, model)
         scale = Scale(gpus=gpus, machines=machines, backend=backend, offload=bool(offload), main_ip=main_ip)
+        if on_gpu is None and scale.processes > 1:
+            on_gpu = True  # several GPUs asked for: GPU training settings, whatever this machine has
         source = resolve(plan, model, base=base, on_gpu=on_gpu, user_ns=user_ns)
         for value, key in ((data, "data"), (eval_data, "eval_data")):
             _check_data(value, key)
@@ -197,16 +215,31 @@ class _Job:
 
         train, evaluation = self.data_path("train", self.data), self.data_path("test", self.eval_data)
         if format == "script":
-            comments = export_accelerate.memory_lines(self.source, self.scale, self.model)
-            text = export_script.render(self.source, data=train, eval_data=evaluation, output_dir=self.output_dir,
-                                        commands=self.commands("script", name), comments=comments)
+            text = export_script.render(
+                self.source,
+                data=train,
+                eval_data=evaluation,
+                output_dir=self.output_dir,
+                commands=self.commands("script", name),
+                notes=self.notes(),
+            )
             compile(text, name, "exec")  # a syntax error here is our bug, never the user's file
             return text, []
         if format == "trl":
-            header = ["TRL command line config, exported by jupyter_peft. Run from this folder:",
-                      *(f"  {c}" for c in self.commands("trl", name))]
-            return export_trl.render(self.source, train_file=train, eval_file=evaluation, output_dir=self.output_dir,
-                                     lossy=self.lossy, header=header)
+            header = [
+                "TRL command line config, exported by jupyter_peft. Run from this folder:",
+                *(f"  {c}" for c in self.commands("trl", name)),
+                "",
+                *self.notes(),
+            ]
+            return export_trl.render(
+                self.source,
+                train_file=train,
+                eval_file=evaluation,
+                output_dir=self.output_dir,
+                lossy=self.lossy,
+                header=header,
+            )
         return self._accelerate_text(name), []
 
     def _accelerate_text(self, name: str) -> str:
@@ -215,9 +248,12 @@ class _Job:
         from . import export_accelerate as acc
 
         cfg = acc.config(self.source, self.scale, _layer_classes(self.model))
-        lines = ["accelerate config, exported by jupyter_peft. Launch from this folder:",
-                 *(f"  {c}" for c in self.commands("accelerate", name)), "",
-                 *acc.notes(self.source, self.scale), *acc.memory_lines(self.source, self.scale, self.model)]
+        lines = [
+            "accelerate config, exported by jupyter_peft. Launch from this folder:",
+            *(f"  {c}" for c in self.commands("accelerate", name)),
+            "",
+            *self.notes(),
+        ]
         head = "".join(f"# {line}\n" if line else "#\n" for line in lines)
         return head + yaml.safe_dump(cfg, sort_keys=False)
 
@@ -236,19 +272,39 @@ class _Job:
         return [f"python {script}", *launch_commands(self.scale, ACCELERATE, script, trl)]
 
     def notes(self) -> list[str]:
-        from .export_accelerate import notes
+        """What to know before running: defaults taken, scale, memory per GPU."""
+        from .export_accelerate import memory_lines, notes
 
         out = [*self.source.notes, *notes(self.source, self.scale)]
+        out += memory_lines(self.source, self.scale, self.model)
         if self.source.on_gpu and not _has_cuda():
-            out.append("bf16 is off: this machine has no GPU to check it on; add `bf16: true` to train: for "
-                       "Ampere or newer GPUs")
+            out.append(
+                "bf16 is off: this machine has no GPU to check it on; add `bf16: true` to train: for "
+                "Ampere or newer GPUs"
+            )
         return out
 
     def readme(self, commands: list[str], notes: list[str]) -> str:
         plan = self.source.plan
-        lines = ["# Exported training", "", f"Plan ({plan.method}, base `{self.source.base}`):", "",
-                 "```yaml", plan.to_yaml().rstrip(), "```", "", "## Run (from this folder)", "",
-                 "```sh", *commands, "```", "", "## Notes", "", *(f"- {n}" for n in notes)]
+        lines = [
+            "# Exported training",
+            "",
+            f"Plan ({plan.method}, base `{self.source.base}`):",
+            "",
+            "```yaml",
+            plan.to_yaml().rstrip(),
+            "```",
+            "",
+            "## Run (from this folder)",
+            "",
+            "```sh",
+            *commands,
+            "```",
+            "",
+            "## Notes",
+            "",
+            *(f"- {n}" for n in notes),
+        ]
         return "\n".join(lines) + "\n"
 
     # -- writing
@@ -329,7 +385,8 @@ def _check_data(value: Any, key: str) -> None:
     kind = type(value).__name__
     if kind in ("DatasetDict", "IterableDatasetDict"):
         raise PlanError(f"{key} is a {kind}: pass one split, e.g. ds['train']", key=key, choices=list(value))
-    if kind not in ("Dataset", "DataFrame") and not (isinstance(value, list) and all(isinstance(r, dict) for r in value)):
+    rows = isinstance(value, list) and all(isinstance(r, dict) for r in value)
+    if kind not in ("Dataset", "DataFrame") and not rows:
         raise PlanError(
             f"{key} must be a datasets.Dataset, a pandas DataFrame, a list of dicts or a .jsonl/.parquet path; "
             f"got {kind}",
@@ -358,12 +415,12 @@ def _write_data(value: Any, path: Path) -> Path:
 class _Parser(argparse.ArgumentParser):
     """argparse whose mistakes are PlanErrors (the magic shows them without a traceback)."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise PlanError(f"%peft export: {message}", choices=["see %peft export --help"])
 
 
 def _parser() -> _Parser:
-    p = _Parser(prog="%peft export", add_help=False, description="The plan as a script, TRL config or accelerate config.")
+    p = _Parser(prog="%peft export", add_help=False, description="The plan as a script, a TRL or accelerate config.")
     p.add_argument("path", help="file to write (.py: script), or a folder for everything")
     p.add_argument("--format", choices=[*FORMATS, "all"], help="script | trl | accelerate | all (a folder)")
     source = p.add_mutually_exclusive_group()
@@ -394,10 +451,22 @@ def export_magic(args: list[str], user_ns: dict[str, Any]) -> Exported | None:
     fmt = opts.format or _format_for(opts.path)
     plan, model = _magic_source(opts, user_ns)
     data, eval_data = _magic_data(opts, plan, user_ns)
-    kwargs = dict(model=model, data=data, eval_data=eval_data, data_format=opts.data_format, base=opts.base,
-                  output_dir=opts.output_dir, on_gpu=True if opts.gpus else None, gpus=opts.gpus or 1,
-                  machines=opts.machines, backend=opts.backend, offload=opts.offload, main_ip=opts.main_ip,
-                  lossy=opts.lossy, user_ns=user_ns)
+    kwargs = dict(
+        model=model,
+        data=data,
+        eval_data=eval_data,
+        data_format=opts.data_format,
+        base=opts.base,
+        output_dir=opts.output_dir,
+        on_gpu=True if opts.gpus else None,
+        gpus=opts.gpus or 1,
+        machines=opts.machines,
+        backend=opts.backend,
+        offload=opts.offload,
+        main_ip=opts.main_ip,
+        lossy=opts.lossy,
+        user_ns=user_ns,
+    )
     if fmt == "all":
         return export_all(plan, opts.path, **kwargs)
     return export(plan, opts.path, fmt, **kwargs)
@@ -443,7 +512,7 @@ def _magic_data(opts: argparse.Namespace, plan: Any, ns: dict[str, Any]) -> tupl
 
         plan = as_plan(plan)
     train = getattr(plan, "train", None) or {}
-    out = []
+    out: list[Any] = []
     for given, key in ((opts.data, "dataset"), (opts.eval_data, "eval_dataset")):
         name = given or train.get(key)
         if name is None:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import tiny
-import torch
 
 import jupyter_peft as jp
 from jupyter_peft import exports
@@ -55,8 +54,13 @@ def peft_dict(config) -> dict:
 
 def env() -> dict[str, str]:
     bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": bin_dir + os.pathsep + os.environ["PATH"],
-            "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PATH": bin_dir + os.pathsep + os.environ["PATH"],
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 # ---- the script: its configs are the notebook's --------------------------------------------------
@@ -108,7 +112,9 @@ def test_grpo_script_carries_the_notebooks_reward_function(base, tmp_path):
     def length_reward(completions, **kwargs):
         return [-abs(20 - len(c)) for c in completions]
 
-    plan = jp.Plan.from_yaml("target_modules: [q_proj]\ntrain: {trainer: grpo, reward_funcs: length_reward, num_generations: 4}\n")
+    plan = jp.Plan.from_yaml(
+        "target_modules: [q_proj]\ntrain: {trainer: grpo, reward_funcs: length_reward, num_generations: 4}\n"
+    )
     model = load(base)
     exports.export(plan, tmp_path / "train.py", model=model, on_gpu=False, user_ns={"length_reward": length_reward})
     script = import_script(tmp_path / "train.py")
@@ -155,7 +161,7 @@ def test_script_trains_as_two_processes_with_the_exported_ddp_config(base, tmp_p
     names = sorted(str(p.relative_to(tmp_path)) for p in done.files)
     assert names == ["README.md", "accelerate.yaml", "data/train.jsonl", "train.py"]  # TRL's CLI has no ranks
     assert any("trl_sft.yaml not written" in n and "rank_pattern" in n for n in done.notes)
-    assert "global batch = 2 per device x 1 accumulation x 2 processes = 4 (the notebook's: 2)" in done.notes
+    assert "global batch = 2 per device x 1 accumulation x 2 processes = 4 (one process: 2)" in done.notes
 
     command = next(c for c in done.commands if c.startswith("accelerate launch"))
     assert command == "accelerate launch --config_file accelerate.yaml train.py"
@@ -169,7 +175,7 @@ def test_script_trains_as_two_processes_with_the_exported_ddp_config(base, tmp_p
     assert peft_dict(adapter.peft_config["default"]) == peft_dict(notebook.peft_config["default"])
     shapes = {k: v.shape for k, v in adapter.state_dict().items() if "lora_" in k}
     assert shapes == {k: v.shape for k, v in notebook.state_dict().items() if "lora_" in k}
-    assert shapes["base_model.model.model.layers.0.self_attn.v_proj.lora_A.default.weight"] == (8, 64)  # the rank pattern
+    assert shapes["base_model.model.model.layers.0.self_attn.v_proj.lora_A.default.weight"] == (8, 64)  # ranks:
     assert any(v.abs().sum() > 0 for k, v in adapter.state_dict().items() if "lora_B" in k)  # it trained
 
 
@@ -198,8 +204,9 @@ def test_trl_config_parses_to_the_notebooks_configs_and_runs_through_trl(base, t
     assert peft_dict(get_peft_config(model_args)) == peft_dict(check(plan, model).config)
     assert training.to_dict() == trainer_config(plan.train, "output", on_gpu=False).to_dict()
 
-    run = subprocess.run(shlex.split(done.commands[0]), cwd=tmp_path, env=env(), capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run(
+        shlex.split(done.commands[0]), cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     saved = (tmp_path / "output" / "adapter_config.json").read_text()
     assert '"r": 4' in saved and '"lora_alpha": 8' in saved

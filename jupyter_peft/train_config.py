@@ -68,7 +68,7 @@ def config_fields(trainer: str) -> dict[str, Any]:
 
 def check_train(train: Any, lines: dict[tuple[str, ...], int]) -> dict[str, Any]:
     """The train block, checked and coerced; PlanError names the line and key."""
-    from .methods import _Mismatch, _type_name, coerce
+    from .methods import Mismatch, type_name, coerce
 
     line = lines.get(("train",))
     if isinstance(train, str):  # `train: sft` is short for `train: {trainer: sft}`
@@ -96,9 +96,9 @@ def check_train(train: Any, lines: dict[tuple[str, ...], int]) -> dict[str, Any]
             raise unknown("option", key, [*known, *RUN_KEYS], f" for trainer {name!r}", **where)
         try:
             out[key] = coerce(value, known[key])
-        except _Mismatch:
+        except Mismatch:
             raise PlanError(
-                f"{value!r} is not valid: expected {_type_name(known[key])}", value=value, **where
+                f"{value!r} is not valid: expected {type_name(known[key])}", value=value, **where
             ) from None
     return out
 

@@ -96,8 +96,8 @@ def _quant_fields(source: Source, fields: dict[str, Any], dropped: list[str]) ->
 def data_fields(train_file: str | None, eval_file: str | None) -> tuple[dict[str, Any], list[str]]:
     """(data fields, what they cannot say). A folder holding train.* and test.* is read by
     `dataset_name` with both splits; a single file by a `datasets:` entry."""
-    if train_file is None:
-        return {}, ["data: none given; set `dataset_name:` (a hub id or folder) or `datasets:` before running"]
+    if train_file is None:  # not a loss: the notebook's data was not asked for; the header says what to add
+        return {}, []
     kind = "parquet" if train_file.endswith(".parquet") else "json"
     folder, _, name = train_file.rpartition("/")
     if eval_file is not None:
@@ -152,6 +152,8 @@ def render(
         )
     body = {**model, **data, **rewards, "output_dir": output_dir, **source.train_kwargs}
     lines = list(header)
+    if train_file is None:
+        lines += ["", "NO DATA: add `dataset_name:` (a hub id or a folder) or `datasets:` before running"]
     if dropped:
         lines += ["", "NOT CARRIED OVER (this file trains something else than the notebook):"]
         lines += [f"  - {d}" for d in dropped]

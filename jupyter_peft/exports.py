@@ -77,8 +77,9 @@ def export(
     base or PeftModel) resolves ranks and targets as `apply` did and gives the base's path and
     dtype; `base` overrides the path. `data` / `eval_data` (in memory, or a path) are written to
     `data/train.jsonl` / `data/test.jsonl` next to `path`. `on_gpu` picks the training defaults
-    (None: as in this notebook, or GPU ones when more than one GPU is asked for). `gpus` per machine, `machines`, `backend` (ddp, fsdp, zero2,
-    zero3) and `offload` describe the target for the accelerate config and the launch command.
+    (None: as in this notebook, or GPU ones when more than one GPU is asked for). `gpus` per
+    machine, `machines`, `backend` (ddp, fsdp, zero2, zero3) and `offload` describe the target
+    for the accelerate config and the launch command.
     `lossy` lets a TRL config leave out what TRL's CLI cannot say (listed in the file).
     """
     if format not in FORMATS:
@@ -211,7 +212,7 @@ class _Job:
 
     def render(self, format: str, name: str) -> tuple[str, list[str]]:
         """(text, settings left out) of one file called `name` in the folder."""
-        from . import export_accelerate, export_script, export_trl
+        from . import export_script, export_trl
 
         train, evaluation = self.data_path("train", self.data), self.data_path("test", self.eval_data)
         if format == "script":

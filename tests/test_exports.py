@@ -189,8 +189,11 @@ def test_trl_config_parses_to_the_notebooks_configs_and_runs_through_trl(base, t
     )
     model = load(base)
     jp.apply(plan, model)
-    done = exports.export(plan, tmp_path / "trl_sft.yaml", "trl", model=model, data=ROWS, on_gpu=False)
-    assert done.commands == ["trl sft --config trl_sft.yaml"] and done.dropped == []
+    two = dict(model=model, on_gpu=False, gpus=2)
+    done = exports.export(plan, tmp_path / "trl_sft.yaml", "trl", data=ROWS, **two)
+    exports.export(plan, tmp_path / "accelerate.yaml", "accelerate", **two)
+    one, both = "trl sft --config trl_sft.yaml", "trl sft --config trl_sft.yaml --accelerate_config accelerate.yaml"
+    assert done.commands == [one, both] and done.dropped == []
 
     from trl import get_peft_config
     from trl.scripts.sft import make_parser
@@ -204,10 +207,9 @@ def test_trl_config_parses_to_the_notebooks_configs_and_runs_through_trl(base, t
     assert peft_dict(get_peft_config(model_args)) == peft_dict(check(plan, model).config)
     assert training.to_dict() == trainer_config(plan.train, "output", on_gpu=False).to_dict()
 
-    run = subprocess.run(
-        shlex.split(done.commands[0]), cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300
-    )
+    run = subprocess.run(shlex.split(both), cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "'epoch': '0.5'" in run.stdout  # 2 steps x 2 rows x 2 processes = half of the 16 rows
     saved = (tmp_path / "output" / "adapter_config.json").read_text()
     assert '"r": 4' in saved and '"lora_alpha": 8' in saved
 
@@ -342,3 +344,56 @@ def test_peft_export_magic(shell, base, tmp_path):
         with pytest.raises(UsageError, match=words):
             shell.run_line_magic("peft", line)
     assert not list(tmp_path.glob("c.*"))
+
+
+def test_data_in_memory_is_written_and_read_back_by_the_script(base, tmp_path):
+    import pandas as pd
+
+    chats = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}] * 3
+    plan = jp.Plan.from_yaml("target_modules: [q_proj]\n")
+    model = load(base)
+    for data, fmt in ((chats, "jsonl"), (pd.DataFrame(ROWS), "parquet")):
+        folder = tmp_path / fmt
+        done = exports.export(plan, folder / "train.py", model=model, data=data, eval_data=data[:2], data_format=fmt)
+        assert [str(p.relative_to(folder)) for p in done.files] == ["train.py", f"data/train.{fmt}", f"data/test.{fmt}"]
+        script = import_script(folder / "train.py")
+        rows = data if isinstance(data, list) else data.to_dict("records")
+        assert script.load_data(script.DATA).to_list() == rows
+        assert script.load_data(script.EVAL_DATA).to_list() == rows[:2]
+
+
+def test_applied_plans_are_recorded_per_adapter(base):
+    from jupyter_peft.adapt import applied_plan
+
+    model = load(base)
+    first = jp.Plan.from_yaml("r: 2\ntarget_modules: [q_proj]\n")
+    second = jp.Plan.from_yaml("r: 4\ntarget_modules: [v_proj]\nadapter_name: second\n")
+    peft_model = jp.apply(first, model)
+    assert applied_plan(model) == (peft_model, first) == applied_plan()
+    jp.apply(second, model)
+    assert applied_plan(peft_model) == (peft_model, second)  # the active adapter
+    assert applied_plan(peft_model, "default") == (peft_model, first)
+    assert applied_plan(tiny.build("gpt2")) is None
+
+
+def test_4bit_plan_reaches_trls_parser_with_the_same_bitsandbytes_config(base, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    from trl import get_quantization_config
+    from trl.scripts.sft import make_parser
+
+    from jupyter_peft.loading import quantization_config
+
+    plan = jp.Plan.from_yaml(
+        f"method: qlora\nr: 4\ntarget_modules: [q_proj]\nbase: {base}\nbnb_4bit_quant_type: nf4\n"
+        "bnb_4bit_use_double_quant: true\nbnb_4bit_quant_storage: bfloat16\n"
+    )
+    done = jp.export(plan, tmp_path / "trl_sft.yaml", "trl")
+    assert done.dropped == [] and "# NO DATA: add `dataset_name:`" in (tmp_path / "trl_sft.yaml").read_text()
+    _, _, model_args, _ = make_parser().parse_args_and_config(["--config", str(tmp_path / "trl_sft.yaml")])
+    assert get_quantization_config(model_args).to_dict() == quantization_config(plan).to_dict()
+
+    done = jp.export(plan, tmp_path / "accelerate.yaml", "accelerate", gpus=4, backend="fsdp")
+    assert not any("bnb_4bit_quant_storage" in n for n in done.notes)  # float storage: FSDP can shard it
+    plain = plan.replace(quant_options={"bnb_4bit_quant_type": "nf4"})
+    done = jp.export(plain, tmp_path / "accelerate.yaml", "accelerate", gpus=4, backend="zero3")
+    assert any("add `bnb_4bit_quant_storage: bfloat16`" in n for n in done.notes)

@@ -340,6 +340,7 @@ def test_peft_export_magic(shell, base, tmp_path):
         (f"export {tmp_path}/c.yaml --format accelerate --backend zer3", "did you mean 'zero3'"),
         (f"export {tmp_path}/c.py --plan nope", "no variable named 'nope'"),
         (f"export {tmp_path}/c.py --gpus two", "invalid int value"),
+        (f"export {tmp_path}/c.py --plan plan --gpus 0", "positive whole number"),
     ]:
         with pytest.raises(UsageError, match=words):
             shell.run_line_magic("peft", line)

@@ -68,7 +68,7 @@ def config_fields(trainer: str) -> dict[str, Any]:
 
 def check_train(train: Any, lines: dict[tuple[str, ...], int]) -> dict[str, Any]:
     """The train block, checked and coerced; PlanError names the line and key."""
-    from .methods import Mismatch, type_name, coerce
+    from .methods import Mismatch, coerce, type_name
 
     line = lines.get(("train",))
     if isinstance(train, str):  # `train: sft` is short for `train: {trainer: sft}`

@@ -195,7 +195,13 @@ def _plain_copy(base: Any, dtype: Any, device: Any) -> Any:
         new = made.get(id(tensor))
         if new is None:
             new = made[id(tensor)] = _converted(tensor, layer, dtype, device, is_param)
-        (owner._parameters if is_param else owner._buffers)[leaf] = new
+        slots = owner._parameters if is_param else owner._buffers
+        if is_param and type(owner).__name__ == "Conv1D" and _is_bnb(tensor):
+            # transformers quantizes GPT-2's Conv1D (in, out) into a bnb Linear (out, in)
+            new = torch.nn.Parameter(new.data.t().contiguous(), requires_grad=False)
+        if slots[leaf] is not None and slots[leaf].shape != new.shape:  # never a silently wrong layout
+            raise RuntimeError(f"merge: {path} is {tuple(new.shape)}, the model wants {tuple(slots[leaf].shape)}")
+        slots[leaf] = new
     left = [n for n, t in [*plain.named_parameters(), *plain.named_buffers()] if t.is_meta]
     if left:  # a tensor the walk did not see: a bug here, never silently random weights
         raise RuntimeError(f"merge: no source for {left[:5]}")
@@ -209,7 +215,7 @@ def _converted(tensor: Any, layer: Any, dtype: Any, device: Any, is_param: bool)
     with the source (merging must not touch the adapted model)."""
     import torch
 
-    if type(tensor).__name__ in ("Params4bit", "Int8Params"):
+    if _is_bnb(tensor):
         value = _dequantized(tensor, layer)
     else:
         value = tensor.detach()
@@ -310,8 +316,12 @@ def _dtype(dtype: Any, base: Any) -> Any:
     return dtype
 
 
+def _is_bnb(tensor: Any) -> bool:
+    return type(tensor).__name__ in ("Params4bit", "Int8Params")
+
+
 def _is_float(tensor: Any) -> bool:
-    return bool(tensor.dtype.is_floating_point) or type(tensor).__name__ in ("Params4bit", "Int8Params")
+    return bool(tensor.dtype.is_floating_point) or _is_bnb(tensor)
 
 
 def _logical_numel(tensor: Any) -> int:

@@ -317,6 +317,16 @@ def test_merge_dequantizes_into_a_plain_full_precision_model(saved, bits, tmp_pa
     torch.testing.assert_close(logits(reloaded, ids), logits(merged, ids), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("bits", ["4bit", "8bit"])
+def test_merge_puts_gpt2s_quantized_conv1d_weights_back_in_conv1d_layout(bits, tmp_path):
+    tiny.build("gpt2", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0).save_pretrained(tmp_path)
+    peft_model = random_adapter(str(tmp_path), bits)  # bitsandbytes stores Conv1D (in, out) as Linear (out, in)
+    ids = tokens(8)
+    merged = jp.merge(peft_model, verbose=False)
+    assert type(merged.transformer.h[0].attn.c_proj).__name__ == "Conv1D"  # square: only the values tell
+    torch.testing.assert_close(logits(merged, ids), logits(peft_model, ids), rtol=1e-5, atol=1e-5)
+
+
 def test_merge_of_a_trained_adapter(trained):
     _, peft_model, _ = trained
     ids = tokens(7)

@@ -11,6 +11,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import tiny
@@ -430,15 +431,13 @@ def test_without_bitsandbytes_only_quantized_plans_fail_and_say_what_to_install(
 
 
 def test_gpu_check_script_runs_its_steps_on_cpu_and_refuses_without_cuda():
-    import os
-
-    script = str(tiny.__file__).replace("tests/tiny.py", "bench/gpu_quant_check.py")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    script = str(Path(__file__).resolve().parents[1] / "bench" / "gpu_quant_check.py")
+    # conftest put this checkout on PYTHONPATH for child processes
     smoke = subprocess.run([sys.executable, script, "--cpu-smoke", "--steps", "4"], capture_output=True, text=True,
-                           timeout=600, env=env)
+                           timeout=600)
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr[-3000:]
     rows = [line.split() for line in smoke.stdout.splitlines() if line.split()[:1] in (["bf16"], ["4bit"], ["8bit"])]
     assert [r[0] for r in rows] == ["bf16", "4bit", "8bit"] and all(r[-1] == "ok" for r in rows), smoke.stdout
     if not torch.cuda.is_available():
-        bare = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=300, env=env)
+        bare = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=300)
         assert bare.returncode == 2 and "needs a CUDA GPU" in bare.stderr

@@ -35,6 +35,8 @@ def generate(model: Any, tokenizer: Any, prompt: Any, max_new_tokens: int = 64, 
 
 def compare(model: Any, tokenizer: Any, prompt: Any, max_new_tokens: int = 64, **kwargs: Any) -> Comparison:
     """`prompt` through the model with its adapter, then with the adapter disabled."""
+    if not hasattr(model, "disable_adapter"):
+        raise PlanError("compare needs a model with an adapter (a PeftModel); this one was trained in full")
     tuned = generate(model, tokenizer, prompt, max_new_tokens, **kwargs)
     with model.disable_adapter():
         base = generate(model, tokenizer, prompt, max_new_tokens, **kwargs)

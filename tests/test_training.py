@@ -66,6 +66,14 @@ def test_sft_loss_decreases_and_the_run_folder_keeps_everything(tok, tmp_path):
     assert run.dashboard.panels[0]["keys"] == ["loss", "eval_loss"]
     assert [r["role"] for r in run.dashboard.params["rows"]] == ["self_attn.q_proj", "self_attn.v_proj"]
     assert "data:image/svg+xml;base64," in run.dashboard.static_bundle()["text/html"]
+    # use it at once: with the adapter off it is the base model it started from
+    from jupyter_peft.generation import generate
+
+    side_by_side = run.compare("the cat", max_new_tokens=6)
+    assert side_by_side.base == generate(tiny.build("llama"), tok, "the cat", 6)
+    assert side_by_side.tuned == run.generate("the cat", max_new_tokens=6)
+    assert "adapter off" in side_by_side._repr_html_()
+    assert isinstance(run.generate([{"role": "user", "content": "what is two plus two?"}], max_new_tokens=4), str)
 
 
 def test_dpo_reward_accuracy_rises(tok, tmp_path):

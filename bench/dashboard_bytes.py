@@ -3,9 +3,10 @@
 A real 10,000-step SFT run of a micro Llama (hidden 16, one layer, batch 1) with the dashboard
 attached at its default throttle. Every message the widget sends is serialized as ipykernel
 serializes it (jupyter_client's Session: header, HMAC, JSON content; tests/wire.py) and
-counted with the step the run was at. Reported: bytes per step over steps 1-20 and over
-9,981-10,000 (throttled, as users get it), and the size of single updates at step 10 and
-10,000 (the widget's own content, `interval=0` for those two steps).
+counted with the step the run was at. Reported: bytes per step over steps 1-200 and over
+9,801-10,000 (throttled, as users get it: it depends on how many steps one update carries),
+and the size of one update carrying one step, at step 10 and at step 10,000 (those two steps
+are sent alone).
 
     python bench/dashboard_bytes.py [--steps 10000]
 """
@@ -60,7 +61,7 @@ def main() -> None:
 
     comm.publish_msg = counted
     probes: dict[int, list] = {10: [], steps: []}
-    logged = run._logged
+    logged, default_interval = run._logged, dashboard.interval
 
     def probing(step, logs):  # steps 10 and the last go out alone: the size of one update
         if step not in probes or "loss" not in logs:  # (the final summary log shares the last step)
@@ -68,7 +69,7 @@ def main() -> None:
         dashboard.flush()
         dashboard.interval, before = 0.0, len(comm.messages)
         ok = logged(step, logs)
-        probes[step], dashboard.interval = comm.messages[before:], 0.1
+        probes[step], dashboard.interval = comm.messages[before:], default_interval
         return ok
 
     run._logged = probing
@@ -87,14 +88,22 @@ def main() -> None:
     print(f"run: {steps} steps in {wall:.1f} s ({steps / wall:.0f} steps/s), {len(sizes)} messages, "
           f"{sum(sizes) / 1e6:.2f} MB in all (opening the widget: {sum(sizes[:offset]):,} B)")
     print(f"bytes per step, throttled (default interval {dashboard.interval} s):")
-    print(f"  steps 1-20:            {per_step(0, 20):8.0f} B/step")
-    print(f"  steps {steps - 19}-{steps}:  {per_step(steps - 20, steps):8.0f} B/step")
-    print("one update carrying one step (points message + status/memory trait update):")
+    print(f"  steps 1-200:            {per_step(0, 200):8.0f} B/step")
+    print(f"  steps {steps - 199}-{steps}:  {per_step(steps - 200, steps):8.0f} B/step")
+    print("one update carrying one step (points message + progress/memory trait update):")
     for step, messages in probes.items():
-        parts = " + ".join(f"{m['bytes']}" for m in messages)
-        print(f"  at step {step:>6}: {sum(m['bytes'] for m in messages):6d} B  ({parts})")
+        parts = " + ".join(f"{_label(m)} {m['bytes']}" for m in messages)
+        print(f"  at step {step:>6}: {sum(m['bytes'] for m in messages):6d} B  = {parts}")
     ratio = sum(m["bytes"] for m in probes[steps]) / sum(m["bytes"] for m in probes[10])
     print(f"ratio step {steps} / step 10: {ratio:.3f}")
+
+
+def _label(message: dict) -> str:
+    """`points[loss,...]` or `update[progress,...]`: what one message carried."""
+    data = message["data"]
+    if data.get("method") == "custom":
+        return f"points[{','.join(data['content']['series'])}]"
+    return f"update[{','.join(data.get('state', {}))}]"
 
 
 if __name__ == "__main__":

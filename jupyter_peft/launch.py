@@ -47,9 +47,10 @@ class Launch:
     prior: list[dict[str, Any]] = field(default_factory=list)
 
 
-def check(plan: Plan, *, dataset: Any, tokenizer: Any, eval_dataset: Any = None, reward_funcs: Any = None,
+def check(plan: Plan, *, dataset: Any, eval_dataset: Any = None, reward_funcs: Any = None,
           **trainer_kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Everything that does not need the model: (the checked train block, the trainer's arguments)."""
+    """Everything that needs neither the model nor its tokenizer: (the checked train block, the
+    trainer's arguments)."""
     train, init_kwargs = _split_kwargs(plan, trainer_kwargs)
     name = train["trainer"]
     trainer_cls, _ = TRAINERS[name].load()
@@ -57,11 +58,6 @@ def check(plan: Plan, *, dataset: Any, tokenizer: Any, eval_dataset: Any = None,
     _check_data(name, dataset, "dataset", train, init_kwargs)
     if eval_dataset is not None:
         _check_data(name, eval_dataset, "eval_dataset", train, init_kwargs)
-    if tokenizer is None:
-        raise PlanError(
-            "training needs the model's tokenizer: pass tokenizer=..., or name it in `train: {tokenizer: tok}`",
-            key="train.tokenizer",
-        )
     if name in ("grpo", "rloo"):
         init_kwargs["reward_funcs"] = _check_rewards(reward_funcs)
     elif reward_funcs:
@@ -86,8 +82,13 @@ def build(
     """Check everything, then build the trainer. PlanError (and nothing written) on any mistake."""
     # transformers warns about its own renamed attribute each time TRL reads it: not the user's business
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-    train, init_kwargs = check(plan, dataset=dataset, tokenizer=tokenizer, eval_dataset=eval_dataset,
-                               reward_funcs=reward_funcs, **trainer_kwargs)
+    if tokenizer is None:
+        raise PlanError(
+            "training needs the model's tokenizer: pass tokenizer=..., or name it in `train: {tokenizer: tok}`",
+            key="train.tokenizer",
+        )
+    train, init_kwargs = check(plan, dataset=dataset, eval_dataset=eval_dataset, reward_funcs=reward_funcs,
+                               **trainer_kwargs)
     name = train["trainer"]
     trainer_cls, _ = TRAINERS[name].load()
     resume, prior, created = None, [], False

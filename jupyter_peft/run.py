@@ -430,7 +430,9 @@ def check_from_plan(plan: Any, user_ns: dict[str, Any]) -> None:
     """The train block's names and data, checked before `%%peft` touches the model."""
     from . import launch
 
-    launch.check(plan, **_from_notebook(plan, user_ns))
+    found = _from_notebook(plan, user_ns)
+    del found["tokenizer"]  # with `base:` it is loaded after this check
+    launch.check(plan, **found)
 
 
 def _from_notebook(plan: Any, user_ns: dict[str, Any]) -> dict[str, Any]:
@@ -438,11 +440,11 @@ def _from_notebook(plan: Any, user_ns: dict[str, Any]) -> dict[str, Any]:
     block = plan.train or {}
     found = {key: _lookup(user_ns, block.get(key), key) for key in ("dataset", "eval_dataset")}
     tok_name = block.get("tokenizer", "tokenizer")
-    if tok_name not in user_ns:
+    if tok_name not in user_ns and not (plan.base is not None and "tokenizer" not in block):
         raise PlanError(f"no tokenizer: define `{tok_name}` or name one with `train: {{tokenizer: tok}}`",
                         key="train.tokenizer", choices=did_you_mean(tok_name, [k for k in user_ns if k[:1] != "_"]))
     rewards = [user_ns.get(n, n) if n.isidentifier() else n for n in block.get("reward_funcs", [])]
-    return {**found, "tokenizer": user_ns[tok_name], "reward_funcs": rewards or None}
+    return {**found, "tokenizer": user_ns.get(tok_name), "reward_funcs": rewards or None}
 
 
 def _lookup(ns: dict[str, Any], name: str | None, key: str) -> Any:

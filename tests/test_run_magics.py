@@ -68,3 +68,15 @@ def test_train_block_mistakes_change_nothing(shell, ns):
     from jupyter_peft.adapt import find_peft_model
 
     assert "peft_run" not in ns and "peft_model" not in ns and find_peft_model(ns["model"]) is None
+
+
+def test_a_plan_with_base_loads_the_model_and_tokenizer_then_trains(shell, tmp_path):
+    folder = tiny.save("llama", tmp_path / "base")
+    shell.run_line_magic("config", f"PeftMagics.runs_dir = '{tmp_path / 'runs'}'")
+    shell.user_ns["ds"] = runs.sft_data()
+    try:
+        shell.run_cell_magic("peft", "", f"base: {folder}\n" + LORA + "train: {dataset: ds, max_steps: 3}")
+        run = shell.user_ns["peft_run"]
+        assert run.wait(60) == "finished" and run.trainer.processing_class is shell.user_ns["tokenizer"]
+    finally:
+        shell.run_line_magic("config", "PeftMagics.runs_dir = 'peft_runs'")

@@ -44,8 +44,11 @@ def as_plan(plan: Any) -> Plan:
     raise PlanError(f"expected a Plan, YAML text or a mapping, got {type(plan).__name__}")
 
 
-def check(plan: Any, model: Any) -> Checked:
-    """Check `plan` against `model` without changing anything; PlanError says what is wrong."""
+def check(plan: Any, model: Any, model_map: ModelMap | None = None) -> Checked:
+    """Check `plan` against `model` without changing anything; PlanError says what is wrong.
+
+    `model_map`: the model's current ModelMap when the caller keeps one (the studio checks
+    on every click and saves the walk over the model); inspected here otherwise."""
     import torch.nn as nn
 
     plan = as_plan(plan)
@@ -53,7 +56,8 @@ def check(plan: Any, model: Any) -> Checked:
         raise PlanError(f"expected a torch model (nn.Module), got {type(model).__name__}")
     spec = plan.method_spec
     existing = find_peft_model(model)
-    model_map = inspect(existing if existing is not None else model)
+    if model_map is None:
+        model_map = inspect(existing if existing is not None else model)
     _check_quantization(plan, model_map)
 
     targets: list[str] = []

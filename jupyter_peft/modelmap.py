@@ -155,6 +155,7 @@ class ModelMap:
         if getattr(peft_config, "target_modules", None) is None:
             return []
         peft_config = _maybe_include_all_linear_layers(peft_config, self.base_model)
+        _convert_like_peft(peft_config, self.base_model)
         keys = [g_path for g_path in self._module_paths()]
         return [k for k in keys if _is_match(check_target_module_exists(peft_config, k))]
 
@@ -183,7 +184,10 @@ class ModelMap:
         roles = sorted({g.role for g in groups if g is not None})
         if all(g is not None for g in groups) and "*" not in "".join(roles) and set(self.match(roles)) == want:
             return roles
-        return _paths_regex(wanted, self)
+        regex = _paths_regex(wanted, self)
+        if set(self.match(regex)) == want:
+            return regex
+        return sorted(wanted)  # full paths: on MoE models peft widens a regex to names
 
     @property
     def base_model(self) -> Any:
@@ -200,6 +204,21 @@ class ModelMap:
             "task_type": self.task_type,
             "groups": [g.to_json() for g in self.groups],
         }
+
+
+def _convert_like_peft(peft_config: Any, model: Any) -> None:
+    """What get_peft_model does first on transformers 5 (in place, on our copy): on MoE models
+    whose layout changed from v4 (Mixtral), a regex target is resolved to module *names*, so
+    `model\\.layers\\.0\\.self_attn\\.q_proj` then adapts q_proj in every layer."""
+    try:
+        from peft.utils.transformers_weight_conversion import (
+            convert_peft_config_for_transformers,
+            get_model_conversion_mapping,
+        )
+    except ImportError:  # older peft: no conversion, nothing to mirror
+        return
+    if hasattr(getattr(model, "config", None), "model_type"):
+        convert_peft_config_for_transformers(peft_config, model=model, conversions=get_model_conversion_mapping(model))
 
 
 def _is_match(result: Any) -> bool:
@@ -327,7 +346,7 @@ def _add(
             section=section,
             shape=shape,
             dtype=dtype,
-            linear=kind in _LINEAR_KINDS and section != "head",
+            linear=(kind in _LINEAR_KINDS or _is_linear(layer)) and section != "head",
             parameter=parameter,
             adapted=adapted,
         )
@@ -336,6 +355,13 @@ def _add(
     group.shapes.append(shape)
     group.params += params
     group.nbytes += nbytes
+
+
+def _is_linear(layer: Any) -> bool:
+    """A subclass of nn.Linear (FalconLinear...) is linear to peft's all-linear too."""
+    import torch.nn as nn
+
+    return isinstance(layer, nn.Linear)
 
 
 def _weight_facts(layer: Any) -> tuple[tuple[int, ...], int, int, str]:

@@ -181,6 +181,8 @@ def _default_targets(spec: Any, model_map: ModelMap) -> Any:
     tuner = PEFT_TYPE_TO_TUNER_MAPPING.get(PeftType(spec.peft_type))
     model_type = getattr(getattr(model_map.base_model, "config", None), "model_type", None)
     default = getattr(tuner, "target_module_mapping", {}).get(model_type) if tuner else None
+    if default is None and tuner is not None:  # tuners that keep their table inside a hook (IA3)
+        default = _hook_default_targets(spec, model_map)
     if default is None:
         raise PlanError(
             f"peft has no default targets for {model_type or type(model_map.base_model).__name__}: "
@@ -189,6 +191,17 @@ def _default_targets(spec: Any, model_map: ModelMap) -> Any:
             choices=_group_choices(model_map),
         )
     return default if isinstance(default, str) else list(default)
+
+
+def _hook_default_targets(spec: Any, model_map: ModelMap) -> Any:
+    """The targets peft's own config hook picks for this model type, or None."""
+    from .counting import prepared_config
+
+    try:
+        config = spec.config_class(**spec.fixed)
+        return prepared_config(config, model_map.base_model).target_modules
+    except (ValueError, TypeError):  # a config that needs more, or "Please specify `target_modules`"
+        return None
 
 
 def _group_choices(model_map: ModelMap) -> list[str]:

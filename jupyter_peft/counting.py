@@ -90,7 +90,7 @@ class Counter:
     def count(self, config: Any, targets: list[str]) -> Count:
         """The Count for `config` (a peft config, rank/alpha patterns as peft patterns, as
         `adapt.check` gives it) adapting the module paths `targets` (as `check` found them)."""
-        config = _prepared(config, self.model_map.base_model)
+        config = prepared_config(config, self.model_map.base_model)
         fingerprint = _fingerprint(config)
         per_group: dict[str, Cost] = {}
         targeted: dict[str, int] = {}
@@ -238,7 +238,7 @@ def _retarget(config: Any, modules: str | None, parameters: list[str] | None = N
     return config
 
 
-def _prepared(config: Any, model: Any) -> Any:
+def prepared_config(config: Any, model: Any) -> Any:
     """A copy of `config` as get_peft_model will see it on `model`: peft's transformers-5 MoE
     conversion, then the tuner's own defaults for the model type (IA3's feedforward_modules...)."""
     from peft.mapping import PEFT_TYPE_TO_TUNER_MAPPING

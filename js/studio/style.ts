@@ -16,8 +16,9 @@ export const STYLE = `
 .jp-peft-presets { display: flex; gap: 4px; }
 .jp-peft-filter { min-width: 220px; }
 .jp-peft-main { display: flex; gap: 12px; align-items: flex-start; flex-wrap: wrap; }
-.jp-peft-left { flex: 3 1 560px; max-height: 460px; overflow: auto; }
-.jp-peft-right { flex: 1 1 300px; display: flex; flex-direction: column; gap: 8px; min-width: 280px; }
+.jp-peft-left { flex: 3 1 520px; max-height: 460px; overflow: auto; }
+.jp-peft-kind { color: var(--jp-ui-font-color2, #666); }
+.jp-peft-right { flex: 1 1 260px; display: flex; flex-direction: column; gap: 8px; min-width: 240px; }
 .jp-peft-tree { border-collapse: collapse; width: 100%; }
 .jp-peft-tree th { text-align: left; font-weight: 600; position: sticky; top: 0; background: var(--jp-layout-color1, #fff);
   border-bottom: 1px solid var(--jp-border-color2, #ddd); padding: 2px 6px; }

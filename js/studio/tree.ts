@@ -37,6 +37,12 @@ export function layerClick(role: string, member: number, on: boolean, last: numb
   return { kind: "pick", role, members, on };
 }
 
+/** "Linear 4096×4096 bfloat16": what one member of the group is. */
+export function moduleText(group: Group): string {
+  const kind = group.parameter ? `${group.kind}.${group.parameter}` : group.kind;
+  return [kind, group.shape, group.dtype].filter(Boolean).join(" ");
+}
+
 export function layerLabel(group: Group, member: number): string {
   const layer = group.layers[member];
   return layer === null || layer === undefined ? String(member) : String(layer);
@@ -76,9 +82,7 @@ export class TreeView {
         {},
         h("th", { class: "jp-peft-c-box" }),
         h("th", { text: "group" }),
-        h("th", { text: "kind" }),
-        h("th", { text: "shape" }),
-        h("th", { text: "dtype" }),
+        h("th", { text: "module" }),
         h("th", { class: "jp-peft-num", text: "×" }),
         h("th", { class: "jp-peft-num", text: "params" }),
         h("th", { class: "jp-peft-num", text: "rank" }),
@@ -124,18 +128,16 @@ export class TreeView {
       { class: "jp-peft-group", "data-role": group.role, "data-section": group.section },
       h("td", { class: "jp-peft-c-box" }, box),
       name,
-      h("td", { text: group.parameter ? `${group.kind}.${group.parameter}` : group.kind }),
-      h("td", { text: group.shape }),
-      h("td", { text: group.dtype }),
+      h("td", { class: "jp-peft-kind", text: moduleText(group) }),
       h("td", { class: "jp-peft-num", text: String(group.count) }),
       h("td", { class: "jp-peft-num", text: group.params_text, title: group.each_text ? `${group.each_text} each` : "" }),
       h("td", { class: "jp-peft-num" }, rank),
       h("td", { class: "jp-peft-num" }, alpha),
       trainable,
     );
-    const noteCell = h("td", { colspan: 10, class: "jp-peft-error" });
+    const noteCell = h("td", { colspan: 8, class: "jp-peft-error" });
     const note = h("tr", { class: "jp-peft-note" }, noteCell);
-    const layersCell = h("td", { colspan: 10 });
+    const layersCell = h("td", { colspan: 8 });
     const layersRow = h("tr", { class: "jp-peft-layers" }, layersCell);
     this.body.append(tr, note, layersRow);
     const row: Row = { group, tr, box, toggle, rank, alpha, trainable, note, noteCell, layersRow, layersCell, layerBoxes: [] };

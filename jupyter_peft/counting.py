@@ -30,7 +30,12 @@ from .modelmap import ModelMap
 
 # config fields that only decide *which* modules are adapted; the rest shapes each layer
 _SELECTION_FIELDS = (
-    "target_modules", "layers_to_transform", "layers_pattern", "exclude_modules", "rank_pattern", "alpha_pattern",
+    "target_modules",
+    "layers_to_transform",
+    "layers_pattern",
+    "exclude_modules",
+    "rank_pattern",
+    "alpha_pattern",
 )
 _QUANTIZED_LINEAR = ("Linear4bit", "Linear8bitLt")
 _COPY, _FREE = "jp_copy", "jp_free"
@@ -85,7 +90,14 @@ class Counter:
         self.model_map = model_map
         self.base_total = _peft_param_total(model_map.base_model)
         self._costs: dict[tuple[Any, ...], Cost] = {}
+        self._sites: dict[str, tuple[Any, tuple[Any, ...]]] = {}
         self._other: dict[str, Cost] = {}
+
+    def rebind(self, model_map: ModelMap) -> None:
+        """Follow a new snapshot of the same model (after Apply); per-shape costs stay valid."""
+        self.model_map = model_map
+        self.base_total = _peft_param_total(model_map.base_model)
+        self._sites.clear()
 
     def count(self, config: Any, targets: list[str]) -> Count:
         """The Count for `config` (a peft config, rank/alpha patterns as peft patterns, as
@@ -136,13 +148,21 @@ class Counter:
     # ---- one module or parameter -----------------------------------------------------------
 
     def _cost(self, config: Any, fingerprint: str, path: str, parameter: str | None) -> Cost:
-        module = _unwrapped(self.model_map.base_model.get_submodule(path))
+        module, shape = self._site(path)
         site = path if parameter is None else f"{path}.{parameter}"
-        key = (fingerprint, type(module).__name__, _shape_key(module), parameter, *_pattern_values(config, site))
+        key = (fingerprint, shape, parameter, *_pattern_values(config, site))
         cost = self._costs.get(key)
         if cost is None:
             cost = self._costs[key] = _probe(config, path, module, parameter)
         return cost
+
+    def _site(self, path: str) -> tuple[Any, tuple[Any, ...]]:
+        """The module at `path` and its class and parameter shapes (kept: asked on every click)."""
+        site = self._sites.get(path)
+        if site is None:
+            module = _unwrapped(self.model_map.base_model.get_submodule(path))
+            site = self._sites[path] = (module, (type(module).__name__, *_shape_key(module)))
+        return site
 
     # ---- what is not one module ------------------------------------------------------------
 
@@ -313,7 +333,9 @@ def _twin(module: Any, memo: dict[int, Any]) -> Any:
     if id(module) in memo:
         return memo[id(module)]
     if type(module).__name__ in _QUANTIZED_LINEAR:
-        clone = nn.Linear(module.in_features, module.out_features, bias=module.bias is not None, device="meta")
+        clone = nn.Linear(
+            module.in_features, module.out_features, bias=module.bias is not None, device="meta"
+        )
         memo[id(module)] = clone
         return clone
     clone = copy.copy(module)
@@ -337,7 +359,9 @@ def _meta_param(param: Any, memo: dict[int, Any]) -> Any:
         return None
     if id(param) not in memo:
         dtype = param.dtype if param.is_floating_point() else torch.float32
-        memo[id(param)] = nn.Parameter(torch.empty(param.shape, dtype=dtype, device="meta"), param.requires_grad)
+        memo[id(param)] = nn.Parameter(
+            torch.empty(param.shape, dtype=dtype, device="meta"), param.requires_grad
+        )
     return memo[id(param)]
 
 
@@ -347,7 +371,9 @@ def _meta_param(param: Any, memo: dict[int, Any]) -> Any:
 def _fingerprint(config: Any) -> str:
     """The config's fields that shape one adapter layer, as a stable string."""
     data = {k: v for k, v in config.to_dict().items() if k not in _SELECTION_FIELDS}
-    return json.dumps(data, sort_keys=True, default=lambda v: sorted(map(str, v)) if isinstance(v, set) else str(v))
+    return json.dumps(
+        data, sort_keys=True, default=lambda v: sorted(map(str, v)) if isinstance(v, set) else str(v)
+    )
 
 
 def _pattern_values(config: Any, path: str) -> tuple[str, ...]:
@@ -356,8 +382,11 @@ def _pattern_values(config: Any, path: str) -> tuple[str, ...]:
 
     out = []
     for name in ("rank_pattern", "alpha_pattern"):
-        pattern = getattr(config, name, None) or {}
-        key = get_pattern_key(list(pattern), path) if pattern else path
+        pattern = getattr(config, name, None)
+        if not pattern:
+            out.append(f"{name}=-")
+            continue
+        key = get_pattern_key(list(pattern), path)
         out.append(f"{name}={pattern[key]!r}" if key in pattern else f"{name}=-")
     return tuple(out)
 
@@ -394,7 +423,11 @@ def _peft_param_total_of(params: Any) -> int:
         n = p.numel()
         if p.__class__.__name__ == "Params4bit":
             quant_storage = getattr(p, "quant_storage", None)
-            itemsize = p.element_size() if hasattr(p, "element_size") else (quant_storage.itemsize if quant_storage else 1)
+            itemsize = (
+                p.element_size()
+                if hasattr(p, "element_size")
+                else (quant_storage.itemsize if quant_storage else 1)
+            )
             n *= 2 * itemsize
         total += n
     return total

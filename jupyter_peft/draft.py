@@ -103,11 +103,16 @@ class Draft:
         spec = self.spec
         if spec.is_prompt_learning and self.options.get("num_virtual_tokens") is None:
             # peft would fail deep inside with a TypeError; it has no default for this one
-            raise PlanError(f"{self.method} needs num_virtual_tokens: how many virtual tokens to learn (e.g. 20)",
-                            key="num_virtual_tokens")
+            raise PlanError(
+                f"{self.method} needs num_virtual_tokens: how many virtual tokens to learn (e.g. 20)",
+                key="num_virtual_tokens",
+            )
         data: dict[str, Any] = {"method": self.method, **self.options, **copy.deepcopy(self.carried)}
         if spec.targets_modules:
-            for key, value in (("target_parameters", self.target_parameters()), ("target_modules", self.target_modules())):
+            for key, value in (
+                ("target_parameters", self.target_parameters()),
+                ("target_modules", self.target_modules()),
+            ):
                 if value is not None:
                     data[key] = value
         ranks = {**self.patterns["ranks"], **{k: v for k, v in self.ranks.items() if self._is_picked(k)}}
@@ -201,7 +206,9 @@ class Draft:
             for name, value in getattr(plan, key).items():
                 (target if name in model_map.roles else draft.patterns[key])[name] = value
         every = plan.to_dict()
-        draft.carried = {k: v for k, v in every.items() if k in _PLAN_CARRIED or k.startswith(_QUANT_PREFIXES)}
+        draft.carried = {
+            k: v for k, v in every.items() if k in _PLAN_CARRIED or k.startswith(_QUANT_PREFIXES)
+        }
         return draft
 
     def _pick_parameters(self, keys: list[str]) -> None:
@@ -224,7 +231,9 @@ class Draft:
         return [group.paths[i] for i in sorted(self.picked.get(group.role, ()))]
 
     def _parameter_ticks(self) -> frozenset[str]:
-        return frozenset(f"{p}.{g.parameter}" for g in self.model_map.groups if g.parameter for p in self._picked_paths(g))
+        return frozenset(
+            f"{p}.{g.parameter}" for g in self.model_map.groups if g.parameter for p in self._picked_paths(g)
+        )
 
     def _as_written(self, key: str, ticks: Any, make: Any) -> Any:
         written = self._written.get(key)
@@ -248,8 +257,10 @@ class Draft:
                 raise PlanError(f"{value!r} is not a number", **where) from None
         ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok or value <= 0:
-            raise PlanError(f"{value!r} is not valid: expected a positive {'integer' if kind is int else 'number'}",
-                            **where)
+            raise PlanError(
+                f"{value!r} is not valid: expected a positive {'integer' if kind is int else 'number'}",
+                **where,
+            )
         table[role] = kind(value)
 
 

@@ -9,7 +9,9 @@ what `get_peft_model` will adapt.
 
 from __future__ import annotations
 
+import json
 import re
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +116,10 @@ class ModelMap:
         self.task_type = task_type
         self._by_role = {g.role: g for g in groups}
         self._by_path = {p: g for g in groups if g.parameter is None for p in g.paths}
+        # a ModelMap is a snapshot of the model: its paths and what a pattern matches are kept
+        # (the studio asks the same questions on every click of a 70B model)
+        self._paths: list[str] | None = None
+        self._matched: dict[str, list[str]] = {}
 
     def __repr__(self) -> str:
         kinds = sorted({g.kind for g in self.groups})
@@ -148,16 +154,22 @@ class ModelMap:
 
         from .plan import Plan
 
+        key = None
         if isinstance(targets, Plan):
             peft_config = targets.peft_config(task_type=self.task_type)
         else:
+            key = json.dumps([targets, config], sort_keys=True, default=repr)
+            if key in self._matched:
+                return list(self._matched[key])
             peft_config = LoraConfig(target_modules=targets, task_type=config.pop("task_type", self.task_type), **config)
         if getattr(peft_config, "target_modules", None) is None:
             return []
         peft_config = _maybe_include_all_linear_layers(peft_config, self.base_model)
         _convert_like_peft(peft_config, self.base_model)
-        keys = [g_path for g_path in self._module_paths()]
-        return [k for k in keys if _is_match(check_target_module_exists(peft_config, k))]
+        matched = [k for k in self._module_paths() if _is_match(check_target_module_exists(peft_config, k))]
+        if key is not None:
+            self._matched[key] = list(matched)
+        return matched
 
     def resolve(self, targets: Any, **config: Any) -> dict[str, list[str]]:
         """Matched paths by group role (paths outside any group under "")."""
@@ -195,7 +207,9 @@ class ModelMap:
         return _base_of(self.model)
 
     def _module_paths(self) -> list[str]:
-        return [name for name, _ in _walk(self.base_model)]
+        if self._paths is None:
+            self._paths = [name for name, _ in _walk(self.base_model)]
+        return self._paths
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -218,7 +232,12 @@ def _convert_like_peft(peft_config: Any, model: Any) -> None:
     except ImportError:  # older peft: no conversion, nothing to mirror
         return
     if hasattr(getattr(model, "config", None), "model_type"):
-        convert_peft_config_for_transformers(peft_config, model=model, conversions=get_model_conversion_mapping(model))
+        if model not in _CONVERSIONS:  # transformers builds this table by walking the model: once
+            _CONVERSIONS[model] = get_model_conversion_mapping(model)
+        convert_peft_config_for_transformers(peft_config, model=model, conversions=_CONVERSIONS[model])
+
+
+_CONVERSIONS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def _is_match(result: Any) -> bool:

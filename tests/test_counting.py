@@ -16,7 +16,8 @@ from jupyter_peft.counting import Counter, meta_twin
 
 CASES = [
     ("llama", "method: lora\nr: 8\ntarget_modules: [q_proj, v_proj]"),
-    ("llama", "method: lora\nr: 8\ntarget_modules: all-linear\nranks: {self_attn.q_proj: 4}\nalphas: {mlp.down_proj: 3}"),
+    ("llama", "method: lora\nr: 8\ntarget_modules: all-linear\n"
+              "ranks: {self_attn.q_proj: 4}\nalphas: {up_proj: 3}"),
     ("llama", "method: dora\nr: 4\ntarget_modules: [q_proj, down_proj]"),
     ("llama", "method: lora\nr: 4\nbias: all\ntarget_modules: [q_proj]"),
     ("llama", "method: lora\nr: 4\nbias: lora_only\ntarget_modules: [q_proj]"),
@@ -38,8 +39,11 @@ CASES = [
     ("bert", "method: lora\nr: 8\ntarget_modules: [query, value]"),  # SEQ_CLS: the classifier is saved too
     ("bert", "method: prompt_tuning\nnum_virtual_tokens: 5"),
     ("mixtral", "method: lora\nr: 8\ntarget_modules: [q_proj, v_proj]"),
-    ("mixtral", "method: lora\nr: 8\ntarget_modules: [q_proj]\n"
-                "target_parameters: [mlp.experts.gate_up_proj, model.layers.1.mlp.experts.down_proj]"),
+    (
+        "mixtral",
+        "method: lora\nr: 8\ntarget_modules: [q_proj]\n"
+        "target_parameters: [mlp.experts.gate_up_proj, model.layers.1.mlp.experts.down_proj]",
+    ),
     ("mixtral", "method: lora\nr: 8\ntarget_modules: [q_proj, w1, w3, gate]"),  # peft's v4 -> v5 renaming
     ("mixtral", "method: lora\nr: 8\ntarget_modules: 'model\\.layers\\.0\\.self_attn\\.q_proj'"),
     ("falcon", "method: lora\nr: 8\ntarget_modules: all-linear"),

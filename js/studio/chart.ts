@@ -34,8 +34,8 @@ export class Chart {
     ];
     const layout = {
       barmode: "group",
-      height: 260,
-      margin: { l: 50, r: 10, t: 10, b: 90 },
+      height: 240,
+      margin: { l: 56, r: 10, t: 24, b: 10 },
       yaxis: { type: "log", title: { text: "parameters" }, exponentformat: "SI" },
       xaxis: { tickangle: -30, automargin: true },
       legend: { orientation: "h", y: 1.12 },

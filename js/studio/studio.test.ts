@@ -72,6 +72,8 @@ class FakeModel implements WidgetModel {
   }
 }
 
+const last = (model: FakeModel) => model.sent[model.sent.length - 1];
+
 let view: StudioView | null = null;
 function mount(state = baseState()): { model: FakeModel; root: HTMLElement } {
   const model = new FakeModel(state);
@@ -133,7 +135,7 @@ describe("studio view", () => {
   it("a click sends a command and leaves the box to Python's answer", async () => {
     const { model, root } = mount();
     box(root, "mlp.down_proj").click();
-    expect(model.sent.at(-1)).toMatchObject({ kind: "pick", role: "mlp.down_proj", on: true });
+    expect(last(model)).toMatchObject({ kind: "pick", role: "mlp.down_proj", on: true });
     expect(box(root, "mlp.down_proj").checked).toBe(false);
     await model.set({ picked: { ...model.state.picked, "mlp.down_proj": [0, 1, 2, 3] } });
     expect(box(root, "mlp.down_proj").checked).toBe(true);
@@ -145,11 +147,11 @@ describe("studio view", () => {
     const layers = root.querySelectorAll<HTMLInputElement>(".jp-peft-layers:not([hidden]) .jp-peft-grid input");
     expect(layers.length).toBe(4);
     layers[1].click();
-    expect(model.sent.at(-1)).toMatchObject({ kind: "pick", role: "mlp.down_proj", members: [1], on: true });
+    expect(last(model)).toMatchObject({ kind: "pick", role: "mlp.down_proj", members: [1], on: true });
     await model.set({ picked: { "mlp.down_proj": [1] } });
     expect(layers[1].checked).toBe(true);
     layers[3].dispatchEvent(new MouseEvent("click", { shiftKey: true, bubbles: true, cancelable: true }));
-    expect(model.sent.at(-1)).toMatchObject({ members: [1, 2, 3], on: true });
+    expect(last(model)).toMatchObject({ members: [1, 2, 3], on: true });
   });
 
   it("the filter box hides groups that do not match", () => {
@@ -167,7 +169,7 @@ describe("studio view", () => {
     expect(rank.placeholder).toBe("8");
     rank.value = "0";
     rank.dispatchEvent(new Event("change"));
-    expect(model.sent.at(-1)).toEqual(expect.objectContaining({ kind: "rank", role: "mlp.down_proj", value: "0" }));
+    expect(last(model)).toEqual(expect.objectContaining({ kind: "rank", role: "mlp.down_proj", value: "0" }));
     await model.set({ field_errors: { "ranks.mlp.down_proj": "0 is not valid: expected a positive integer" } });
     expect(rank.classList.contains("jp-peft-bad")).toBe(true);
     expect(root.textContent).toContain("0 is not valid: expected a positive integer");
@@ -176,11 +178,11 @@ describe("studio view", () => {
   it("presets and the method picker send commands; prompt learning says it adapts no module", async () => {
     const { model, root } = mount();
     (root.querySelector('[data-preset="mlp"]') as HTMLButtonElement).click();
-    expect(model.sent.at(-1)).toMatchObject({ kind: "preset", name: "mlp" });
+    expect(last(model)).toMatchObject({ kind: "preset", name: "mlp" });
     const method = root.querySelector(".jp-peft-method") as HTMLSelectElement;
     method.value = "prefix_tuning";
     method.dispatchEvent(new Event("change"));
-    expect(model.sent.at(-1)).toMatchObject({ kind: "method", name: "prefix_tuning" });
+    expect(last(model)).toMatchObject({ kind: "method", name: "prefix_tuning" });
     await model.set({ method: "prefix_tuning", targetable: { "self_attn.q_proj": false, "mlp.down_proj": false, lm_head: false } });
     expect(box(root, "mlp.down_proj").disabled).toBe(true);
     expect(root.textContent).toContain("learns virtual tokens");
@@ -211,14 +213,14 @@ describe("options form", () => {
     const r = root.querySelector('[data-option="r"] input') as HTMLInputElement;
     r.value = "16";
     r.dispatchEvent(new Event("change"));
-    expect(model.sent.at(-1)).toMatchObject({ kind: "option", name: "r", value: 16, widget: "int" });
+    expect(last(model)).toMatchObject({ kind: "option", name: "r", value: 16, widget: "int" });
     const rs = root.querySelector('[data-option="use_rslora"] input') as HTMLInputElement;
     rs.click();
-    expect(model.sent.at(-1)).toMatchObject({ name: "use_rslora", value: true });
+    expect(last(model)).toMatchObject({ name: "use_rslora", value: true });
     const bias = root.querySelector('[data-option="bias"] select') as HTMLSelectElement;
     bias.value = "1";
     bias.dispatchEvent(new Event("change"));
-    expect(model.sent.at(-1)).toMatchObject({ name: "bias", value: "all" });
+    expect(last(model)).toMatchObject({ name: "bias", value: "all" });
     await model.set({ field_errors: { r: "0 is not valid: r must be a positive integer" } });
     expect(root.querySelector('[data-option="r"] .jp-peft-error')!.textContent).toContain("positive integer");
   });
@@ -255,7 +257,7 @@ describe("cell and cleanup", () => {
     const { model, root } = mount();
     const apply = root.querySelector(".jp-peft-apply") as HTMLButtonElement;
     apply.click();
-    expect(model.sent.at(-1)).toMatchObject({ kind: "apply" });
+    expect(last(model)).toMatchObject({ kind: "apply" });
     await model.set({ cell: "", issues: [{ key: "target_modules", message: "no modules selected", choices: [] }] });
     expect(apply.disabled).toBe(true);
     expect(root.querySelector(".jp-peft-issues")!.textContent).toContain("no modules selected");

@@ -16,9 +16,9 @@ export const STYLE = `
 .jp-peft-presets { display: flex; gap: 4px; }
 .jp-peft-filter { min-width: 220px; }
 .jp-peft-main { display: flex; gap: 12px; align-items: flex-start; flex-wrap: wrap; }
-.jp-peft-left { flex: 3 1 520px; max-height: 460px; overflow: auto; }
+.jp-peft-left { flex: 1 1 600px; min-width: 0; max-height: 420px; overflow: auto; }
 .jp-peft-kind { color: var(--jp-ui-font-color2, #666); }
-.jp-peft-right { flex: 1 1 260px; display: flex; flex-direction: column; gap: 8px; min-width: 240px; }
+.jp-peft-right { flex: 0 0 220px; display: flex; flex-direction: column; gap: 8px; }
 .jp-peft-tree { border-collapse: collapse; width: 100%; }
 .jp-peft-tree th { text-align: left; font-weight: 600; position: sticky; top: 0; background: var(--jp-layout-color1, #fff);
   border-bottom: 1px solid var(--jp-border-color2, #ddd); padding: 2px 6px; }
@@ -30,7 +30,7 @@ export const STYLE = `
 .jp-peft-group.jp-peft-off { opacity: .45; }
 .jp-peft-group[data-section="vision"] .jp-peft-role span, .jp-peft-group[data-section="audio"] .jp-peft-role span,
 .jp-peft-group[data-section="projector"] .jp-peft-role span { color: var(--jp-warn-color1, #b26a00); }
-.jp-peft-small { width: 48px; text-align: right; }
+.jp-peft-small { width: 40px; text-align: right; }
 .jp-peft-trainable { color: var(--jp-brand-color1, #1976d2); }
 .jp-peft-grid { display: flex; flex-wrap: wrap; gap: 2px 6px; padding: 2px 0 6px 28px; }
 .jp-peft-layer { display: inline-flex; align-items: center; gap: 1px; font-size: 11px; min-width: 38px; }
@@ -39,7 +39,7 @@ export const STYLE = `
 .jp-peft-label { text-transform: uppercase; font-size: 10px; letter-spacing: .04em; color: var(--jp-ui-font-color2, #666); }
 .jp-peft-big { font-size: 22px; font-weight: 600; font-variant-numeric: tabular-nums; }
 .jp-peft-big-2 { font-size: 16px; font-weight: 600; }
-.jp-peft-chart { min-height: 260px; }
+.jp-peft-chart { min-height: 240px; }
 .jp-peft-warning { color: var(--jp-warn-color1, #b26a00); }
 .jp-peft-error { color: var(--jp-error-color1, #c62828); }
 .jp-peft-bad { border-color: var(--jp-error-color1, #c62828) !important; }

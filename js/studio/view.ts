@@ -45,6 +45,7 @@ export class StudioView {
     this.form = new OptionsForm(send);
     this.root = h("div", { class: "jp-peft-studio" });
     this.layout();
+    this.listeners.on(this.root, "keydown", (e: KeyboardEvent) => this.keydown(e));
     for (const name of TRAITS) {
       const handler = () => this.schedule();
       model.on(`change:${name}`, handler);
@@ -113,12 +114,13 @@ export class StudioView {
       this.send({ kind: "apply" });
     });
     const left = h("div", { class: "jp-peft-left" }, p.treeNote, this.tree.el);
-    const right = h("div", { class: "jp-peft-right" }, p.numbers, this.chart ? this.chart.el : null, p.memory);
+    const right = h("div", { class: "jp-peft-right" }, p.numbers, p.memory);
     fill(
       this.root,
       p.header,
       h("div", { class: "jp-peft-bar" }, h("label", {}, "method ", p.method), p.presets, filter),
       h("div", { class: "jp-peft-main" }, left, right),
+      this.chart ? this.chart.el : null,
       p.warnings,
       p.issues,
       h("div", { class: "jp-peft-section" }, p.formTitle, this.form.el),
@@ -126,6 +128,18 @@ export class StudioView {
         h("div", { class: "jp-peft-actions" }, p.write, p.copy, p.apply, p.status), p.cellNote),
       p.summary,
     );
+  }
+
+  /** Keys typed in the studio's fields are the field's, not the notebook's shortcuts (JupyterLab
+   * listens on the document in the bubbling phase); Enter commits a field, as a form would. */
+  private keydown(e: KeyboardEvent): void {
+    const target = e.target as HTMLElement;
+    if (!(target instanceof HTMLInputElement || target instanceof HTMLSelectElement)) return;
+    e.stopPropagation();
+    if (e.key === "Enter" && target instanceof HTMLInputElement && target.type !== "checkbox") {
+      e.preventDefault();
+      target.blur(); // fires "change" when the value changed
+    }
   }
 
   private render(): void {

@@ -14,13 +14,36 @@ from ..counting import Count
 from ..draft import Draft, block_of
 from ..modelmap import Group, ModelMap
 
-_OUTSIDE = {"vision": "vision tower", "audio": "audio tower", "projector": "projector", "head": "output head",
-            "embedding": "embeddings"}
+_OUTSIDE = {
+    "vision": "vision tower",
+    "audio": "audio tower",
+    "projector": "projector",
+    "head": "output head",
+    "embedding": "embeddings",
+}
 # options worth showing first whatever the method (the rest fold under "more options")
-_PRIMARY = ("r", "lora_alpha", "alpha", "lora_dropout", "module_dropout", "rank_dropout", "use_rslora",
-            "init_lora_weights", "bias", "num_virtual_tokens", "feedforward_modules", "encoder_hidden_size",
-            "prompt_tuning_init", "init_weights", "oft_block_size", "target_r", "init_r", "total_step",
-            "vector_length", "num_vectors")
+_PRIMARY = (
+    "r",
+    "lora_alpha",
+    "alpha",
+    "lora_dropout",
+    "module_dropout",
+    "rank_dropout",
+    "use_rslora",
+    "init_lora_weights",
+    "bias",
+    "num_virtual_tokens",
+    "feedforward_modules",
+    "encoder_hidden_size",
+    "prompt_tuning_init",
+    "init_weights",
+    "oft_block_size",
+    "target_r",
+    "init_r",
+    "total_step",
+    "vector_length",
+    "num_vectors",
+)
 # set by the tree, never typed in the form
 _TREE_OWNED = ("target_parameters",)
 
@@ -86,13 +109,15 @@ def method_records() -> list[dict[str, Any]]:
     out = []
     for name in methods.names():
         spec = methods.get(name)
-        out.append({
-            "name": name,
-            "prompt_learning": spec.is_prompt_learning,
-            "targets_modules": spec.targets_modules,
-            "per_group_rank": spec.has_rank_pattern and spec.rank_option is not None,
-            "per_group_alpha": spec.has_alpha_pattern and spec.alpha_option is not None,
-        })
+        out.append(
+            {
+                "name": name,
+                "prompt_learning": spec.is_prompt_learning,
+                "targets_modules": spec.targets_modules,
+                "per_group_rank": spec.has_rank_pattern and spec.rank_option is not None,
+                "per_group_alpha": spec.has_alpha_pattern and spec.alpha_option is not None,
+            }
+        )
     return out
 
 
@@ -125,8 +150,11 @@ def targetable(model_map: ModelMap, spec: methods.Method) -> dict[str, bool | No
 
 def numbers(count: Count) -> dict[str, Any]:
     per_group = {
-        role: {"targeted": count.targeted.get(role, 0), "trainable": cost.trainable,
-               "text": count_text(cost.trainable)}
+        role: {
+            "targeted": count.targeted.get(role, 0),
+            "trainable": cost.trainable,
+            "text": count_text(cost.trainable),
+        }
         for role, cost in count.per_group.items()
     }
     return {
@@ -146,7 +174,9 @@ def numbers(count: Count) -> dict[str, Any]:
 def chart(model_map: ModelMap, count: Count | None) -> dict[str, Any]:
     """Frozen and trainable parameters per group, for a bar chart (log scale in the page)."""
     groups = [g for g in model_map.groups if g.params]
-    trainable = [count.per_group[g.role].trainable if count and g.role in count.per_group else 0 for g in groups]
+    trainable = [
+        count.per_group[g.role].trainable if count and g.role in count.per_group else 0 for g in groups
+    ]
     labels = [g.role for g in groups]
     frozen = [g.params for g in groups]
     if count is not None and count.other.trainable:
@@ -181,8 +211,10 @@ def warnings(draft: Draft, adapted: list[str] | None) -> list[str]:
         if extra:
             out.append(f"peft will also adapt {len(extra)} module(s) you did not tick, e.g. {min(extra)}.")
         if missing:
-            out.append(f"peft will not adapt {len(missing)} ticked module(s), e.g. {min(missing)} "
-                       "(layers_to_transform / exclude_modules).")
+            out.append(
+                f"peft will not adapt {len(missing)} ticked module(s), e.g. {min(missing)} "
+                "(layers_to_transform / exclude_modules)."
+            )
     return out
 
 
@@ -210,8 +242,13 @@ def summary_record(summary: Any) -> dict[str, Any]:
         "total_text": count_text(summary.total),
         "percent_text": f"{summary.percent:.4f}%",
         "rows": [
-            {"role": r.role, "kind": r.kind, "targeted": f"{r.targeted} / {r.count}", "rank": r.rank,
-             "added": count_text(r.added)}
+            {
+                "role": r.role,
+                "kind": r.kind,
+                "targeted": f"{r.targeted} / {r.count}",
+                "rank": r.rank,
+                "added": count_text(r.added),
+            }
             for r in summary.rows
         ],
         "other": [[name, count_text(n)] for name, n in summary.other.items()],

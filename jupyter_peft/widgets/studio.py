@@ -73,8 +73,16 @@ class Studio(anywidget.AnyWidget):
     timing = t.Dict().tag(sync=True)
     """Milliseconds the kernel spent on the last command (shown small; used by the benchmark)."""
 
-    def __init__(self, model: Any, plan: Any = None, *, name: str | None = None,
-                 user_ns: dict[str, Any] | None = None, bind_as: str = "peft_model", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: Any,
+        plan: Any = None,
+        *,
+        name: str | None = None,
+        user_ns: dict[str, Any] | None = None,
+        bind_as: str = "peft_model",
+        **kwargs: Any,
+    ) -> None:
         from ..counting import Counter
         from ..draft import Draft
         from ..modelmap import inspect
@@ -128,11 +136,16 @@ class Studio(anywidget.AnyWidget):
         start = time.perf_counter()
         with self.hold_sync():
             handler(content)
-            self.timing = {"kind": kind, "ms": round(1000 * (time.perf_counter() - start), 1),
-                           "seq": content.get("seq")}
+            self.timing = {
+                "kind": kind,
+                "ms": round(1000 * (time.perf_counter() - start), 1),
+                "seq": content.get("seq"),
+            }
 
     def _cmd_pick(self, msg: dict[str, Any]) -> None:
-        self._edit("selection", self._draft.pick, msg.get("role"), msg.get("members"), bool(msg.get("on", True)))
+        self._edit(
+            "selection", self._draft.pick, msg.get("role"), msg.get("members"), bool(msg.get("on", True))
+        )
 
     def _cmd_preset(self, msg: dict[str, Any]) -> None:
         self._edit("preset", self._draft.preset, msg.get("name"))
@@ -192,7 +205,7 @@ class Studio(anywidget.AnyWidget):
         if self._user_ns is not None:
             self._user_ns[self._bind_as] = peft_model
         self._map = inspect(peft_model)
-        self._counter.model_map = self._map
+        self._counter.rebind(self._map)
         self._draft.model_map = self._map
         with self.hold_sync():
             self.groups = [state.group_record(g) for g in self._map.groups]
@@ -230,11 +243,16 @@ class Studio(anywidget.AnyWidget):
         except PlanError as err:
             self.issues, self.cell = [_issue(err)], ""
         except Exception as err:  # peft refusing a config it accepted: say so, keep the page alive
-            self.issues, self.cell = [{"key": None, "message": f"peft: {type(err).__name__}: {err}", "choices": []}], ""
+            self.issues, self.cell = (
+                [{"key": None, "message": f"peft: {type(err).__name__}: {err}", "choices": []}],
+                "",
+            )
         else:
             self.issues, self.cell = [], _cell_text(self.model_info.get("name", "model"), plan, self._bind_as)
         empty = not draft.paths() and not draft.parameter_keys() and draft.spec.targets_modules
-        self.numbers = state.numbers(count) if count else (state.numbers(_zero(self._counter)) if empty else {})
+        self.numbers = (
+            state.numbers(count) if count else (state.numbers(_zero(self._counter)) if empty else {})
+        )
         self.chart = state.chart(self._map, count)
         self.warnings = state.warnings(draft, adapted)
 
@@ -313,7 +331,9 @@ def studio_magic(words: list[str], user_ns: dict[str, Any]) -> Studio:
         elif word.startswith("--as="):
             bind_as = word.split("=", 1)[1]
         else:
-            raise PlanError(f"unexpected {word!r}: the line is `%peft MODEL [--as NAME]`", choices=["--as NAME"])
+            raise PlanError(
+                f"unexpected {word!r}: the line is `%peft MODEL [--as NAME]`", choices=["--as NAME"]
+            )
     if not bind_as.isidentifier():
         raise PlanError(f"--as {bind_as!r} is not a valid Python name", value=bind_as)
     model = _lookup_model(user_ns, name)

@@ -83,11 +83,11 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 if TYPE_CHECKING:  # real imports for type checkers and IDEs only
     from . import demo, methods
-    from .apply import apply
-    from .export import export
-    from .modelmap import ModelMap, inspect
+    from .adapt import apply
+    from .exports import export
     from .memory import MemoryEstimate, estimate
+    from .modelmap import ModelMap, inspect
     from .plan import Plan
+    from .run import Run, attach, train
     from .summary import Summary, summarize
-    from .train import Run, attach, train
     from .widgets.studio import Studio, studio

@@ -20,6 +20,9 @@ from .plan import Plan
 
 # base model -> the PeftModel we made of it, so that applying to `model` again finds it
 _WRAPPED: weakref.WeakKeyDictionary[Any, weakref.ref[Any]] = weakref.WeakKeyDictionary()
+# PeftModel -> {adapter name: the Plan applied}, so that export can find what a model carries
+_PLANS: weakref.WeakKeyDictionary[Any, dict[str, Plan]] = weakref.WeakKeyDictionary()
+_LAST: list[weakref.ref[Any]] = []  # the PeftModel of the latest successful apply
 
 
 @dataclass
@@ -79,6 +82,21 @@ def apply(plan: Any, model: Any) -> Any:
     return _wrap(checked, model)
 
 
+def applied_plan(peft_model: Any = None, adapter: str | None = None) -> tuple[Any, Plan] | None:
+    """(PeftModel, Plan) last applied to `peft_model` (or its base) for `adapter` (default: the
+    active one); with no model, the latest apply in this session. None when nothing is recorded."""
+    if peft_model is None:
+        peft_model = _LAST[0]() if _LAST else None
+    else:
+        peft_model = find_peft_model(peft_model)
+    plans = _PLANS.get(peft_model) if peft_model is not None else None
+    if not plans:
+        return None
+    name = adapter or getattr(peft_model, "active_adapter", None)
+    plan = plans.get(name) if isinstance(name, str) else None
+    return (peft_model, plan) if plan is not None else None
+
+
 def find_peft_model(model: Any) -> Any:
     """The PeftModel `model` is (or whose base it is), else None."""
     from peft import PeftModel
@@ -113,7 +131,17 @@ def _wrap(checked: Checked, model: Any) -> Any:
         snapshot.restore()
         raise PlanError(f"peft could not apply this plan, the model is unchanged: {type(err).__name__}: {err}") from err
     _WRAPPED[peft_model.get_base_model()] = weakref.ref(peft_model)
+    _record(peft_model, plan)
     return peft_model
+
+
+def _record(peft_model: Any, plan: Plan) -> None:
+    """Remember the plan behind each adapter (export reads it back with `applied_plan`)."""
+    name = plan.adapter_name or "default"
+    plans = {n: p for n, p in _PLANS.get(peft_model, {}).items() if n in peft_model.peft_config}
+    plans[name] = plan
+    _PLANS[peft_model] = plans
+    _LAST[:] = [weakref.ref(peft_model)]
 
 
 class _Snapshot:
@@ -185,8 +213,7 @@ def _default_targets(spec: Any, model_map: ModelMap) -> Any:
         default = _hook_default_targets(spec, model_map)
     if default is None:
         raise PlanError(
-            f"peft has no default targets for {model_type or type(model_map.base_model).__name__}: "
-            "set target_modules",
+            f"peft has no default targets for {model_type or type(model_map.base_model).__name__}: set target_modules",
             key="target_modules",
             choices=_group_choices(model_map),
         )
@@ -283,7 +310,10 @@ def _resolve_patterns(mapping: dict[str, Any], key: str, model_map: ModelMap, ta
             raise PlanError(f"{name!r} is not a valid pattern: {err}", key=f"{key}.{name}") from None
         if not hits:
             raise PlanError(
-                f"{name!r} selects none of the targeted modules", key=f"{key}.{name}", value=name, choices=targeted_roles
+                f"{name!r} selects none of the targeted modules",
+                key=f"{key}.{name}",
+                value=name,
+                choices=targeted_roles,
             )
         out[pattern] = value
     return out

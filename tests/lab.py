@@ -195,7 +195,8 @@ class LabPage:
                 let out = '';
                 future.onIOPub = (msg) => {
                     if (msg.header.msg_type === 'stream') out += msg.content.text;
-                    if (msg.header.msg_type === 'error') out += 'ERROR ' + msg.content.ename + ': ' + msg.content.evalue;
+                    if (msg.header.msg_type === 'error')
+                        out += 'ERROR ' + msg.content.ename + ': ' + msg.content.evalue;
                 };
                 await Promise.race([future.done, new Promise((_, r) => setTimeout(() => r('timeout'), timeout))]);
                 return out;

@@ -11,9 +11,8 @@ or bitsandbytes. The public names are resolved lazily from their rooms on first 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
-
 import logging
+from typing import TYPE_CHECKING, Any
 
 from ._errors import PlanError
 

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .modelmap import ModelMap
+from .modelmap import ModelMap, _unwrapped
 
 # config fields that only decide *which* modules are adapted; the rest shapes each layer
 _SELECTION_FIELDS = (
@@ -91,6 +91,7 @@ class Counter:
         self.base_total = _peft_param_total(model_map.base_model)
         self._costs: dict[tuple[Any, ...], Cost] = {}
         self._sites: dict[str, tuple[Any, tuple[Any, ...]]] = {}
+        self._modules: set[str] | None = None
         self._other: dict[str, Cost] = {}
 
     def rebind(self, model_map: ModelMap) -> None:
@@ -98,17 +99,20 @@ class Counter:
         self.model_map = model_map
         self.base_total = _peft_param_total(model_map.base_model)
         self._sites.clear()
+        self._modules = None
 
     def count(self, config: Any, targets: list[str]) -> Count:
         """The Count for `config` (a peft config, rank/alpha patterns as peft patterns, as
-        `adapt.check` gives it) adapting the module paths `targets` (as `check` found them)."""
+        `adapt.check` gives it) adapting the paths `targets` (as `check` found them). Expert
+        tensors come from the config's target_parameters, as peft resolves them."""
         config = prepared_config(config, self.model_map.base_model)
         fingerprint = _fingerprint(config)
         per_group: dict[str, Cost] = {}
         targeted: dict[str, int] = {}
-        sites = [(path, None) for path in targets] + self._parameter_targets(config)
+        modules = self._module_paths()
+        sites = [(path, None) for path in targets if path in modules] + self._parameter_targets(config)
         for path, parameter in sites:
-            role = self._role(path, parameter)
+            role = self._role(path if parameter is None else f"{path}.{parameter}")
             per_group[role] = per_group.get(role, Cost()) + self._cost(config, fingerprint, path, parameter)
             targeted[role] = targeted.get(role, 0) + 1
         other = self._other_cost(config, fingerprint, sites[:1])
@@ -122,14 +126,14 @@ class Counter:
             other=other,
         )
 
-    def _role(self, path: str, parameter: str | None) -> str:
-        if parameter is not None:
-            template = ".".join("*" if part.isdigit() else part for part in f"{path}.{parameter}".split("."))
-            for group in self.model_map.groups:
-                if group.parameter == parameter and group.template == template:
-                    return group.role
-        group = self.model_map.group_of(path)
-        return group.role if group is not None else path
+    def _role(self, site: str) -> str:
+        group = self.model_map.group_of(site)
+        return group.role if group is not None else site
+
+    def _module_paths(self) -> set[str]:
+        if self._modules is None:
+            self._modules = {path for path, _ in self.model_map.base_model.named_modules()}
+        return self._modules
 
     def _parameter_targets(self, config: Any) -> list[tuple[str, str]]:
         """(module path, parameter) pairs `target_parameters` selects, by peft's rule: the key
@@ -264,12 +268,12 @@ def prepared_config(config: Any, model: Any) -> Any:
     from peft.mapping import PEFT_TYPE_TO_TUNER_MAPPING
     from peft.tuners.tuners_utils import BaseTuner
 
-    from .modelmap import _convert_like_peft
+    from .modelmap import convert_like_peft
 
     if getattr(config, "is_prompt_learning", False):
         return config
     config = copy.deepcopy(config)
-    _convert_like_peft(config, model)
+    convert_like_peft(config, model)
     tuner_cls = PEFT_TYPE_TO_TUNER_MAPPING.get(config.peft_type)
     if tuner_cls is None:
         return config
@@ -296,13 +300,6 @@ def _place(holder: Any, path: str, module: Any) -> None:
 # ---- meta copies --------------------------------------------------------------------------
 
 
-def _unwrapped(module: Any) -> Any:
-    """The original layer under an adapter layer (re-planning a model that carries one)."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    return module.get_base_layer() if isinstance(module, BaseTunerLayer) else module
-
-
 def _meta_module(module: Any) -> Any:
     """A copy of `module` with every tensor on `meta`; quantized linears become nn.Linear of
     the same logical shape (peft adds the same parameters; a meta Params4bit cannot be built)."""
@@ -323,13 +320,8 @@ def meta_twin(model: Any) -> Any:
 
 def _twin(module: Any, memo: dict[int, Any]) -> Any:
     import torch.nn as nn
-    from peft.tuners.tuners_utils import BaseTunerLayer
-    from peft.utils.other import AuxiliaryTrainingWrapper
 
-    if isinstance(module, BaseTunerLayer):
-        module = module.get_base_layer()
-    elif isinstance(module, AuxiliaryTrainingWrapper):
-        module = getattr(module, "original_module", None) or getattr(module, "token_adapter", module)
+    module = _unwrapped(module)  # the layer under an adapter or modules_to_save wrapper
     if id(module) in memo:
         return memo[id(module)]
     if type(module).__name__ in _QUANTIZED_LINEAR:

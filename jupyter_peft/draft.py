@@ -83,7 +83,7 @@ class Draft:
             if len(self.picked[g.role]) == g.count:
                 keys.append(g.role)  # suffix match: every layer's tensor
             else:
-                keys += [f"{p}.{g.parameter}" for p in self._picked_paths(g)]
+                keys += self._picked_paths(g)  # expert groups' paths are parameter paths
         return keys
 
     def target_modules(self) -> list[str] | str | None:
@@ -142,7 +142,7 @@ class Draft:
         self.picked = {}
         for path in paths:
             group = self.model_map.group_of(path)
-            if group is not None:
+            if group is not None and path in group.paths:  # not a router's `gate.weight` (no box)
                 self.picked.setdefault(group.role, set()).add(group.paths.index(path))
 
     def preset(self, name: str) -> None:
@@ -192,12 +192,10 @@ class Draft:
         params = options.pop("target_parameters", None)
         draft.options = options
         if plan.method_spec.targets_modules:
-            from .adapt import _default_targets
-
-            if plan.target_modules is not None or not params:
-                targets = plan.target_modules or _default_targets(plan.method_spec, model_map)
-                draft.pick_paths(model_map.match(targets, **_match_options(options)))
-            draft._pick_parameters(params or [])
+            # module paths and expert tensors, as peft resolves them (defaults, MoE renaming)
+            targets = _targets_or_default(plan, model_map, bool(params))
+            extra = {"target_parameters": params} if params else {}
+            draft.pick_paths(model_map.match(targets, **extra, **_match_options(options)))
             draft._written = {
                 "target_modules": (frozenset(draft.paths()), copy.deepcopy(plan.target_modules)),
                 "target_parameters": (draft._parameter_ticks(), copy.deepcopy(params)),
@@ -211,15 +209,6 @@ class Draft:
         }
         return draft
 
-    def _pick_parameters(self, keys: list[str]) -> None:
-        for g in self.model_map.groups:
-            if g.parameter is None:
-                continue
-            for i, path in enumerate(g.paths):
-                full = f"{path}.{g.parameter}"
-                if any(full == k or full.endswith(f".{k}") for k in keys):
-                    self.picked.setdefault(g.role, set()).add(i)
-
     # ---- helpers ---------------------------------------------------------------------------
 
     def _group(self, role: str) -> Group:
@@ -232,7 +221,7 @@ class Draft:
 
     def _parameter_ticks(self) -> frozenset[str]:
         return frozenset(
-            f"{p}.{g.parameter}" for g in self.model_map.groups if g.parameter for p in self._picked_paths(g)
+            p for g in self.model_map.groups if g.parameter for p in self._picked_paths(g)
         )
 
     def _as_written(self, key: str, ticks: Any, make: Any) -> Any:
@@ -262,6 +251,21 @@ class Draft:
                 **where,
             )
         table[role] = kind(value)
+
+
+def _targets_or_default(plan: Plan, model_map: ModelMap, has_parameters: bool) -> Any:
+    """The plan's target_modules, else peft's default for the model (which peft adds even
+    beside target_parameters); None where there is no default but expert tensors are named."""
+    from .adapt import _default_targets
+
+    if plan.target_modules is not None:
+        return plan.target_modules
+    try:
+        return _default_targets(plan.method_spec, model_map)
+    except PlanError:
+        if has_parameters:
+            return None
+        raise
 
 
 def _match_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -108,9 +108,7 @@ def test_state_for_a_70b_model_is_small():
     state = {k: v for k, v in studio.get_state().items() if k != "_esm"}
     assert len(json.dumps(state)) < 200_000
     # LoRA adds r * (in + out) per adapted Linear: the formula, against the count from peft's layers
-    lora = sum(
-        8 * g.count * (g.shape[0] + g.shape[1]) for g in jp.inspect(model).groups if g.role in studio.picked
-    )
+    lora = sum(8 * g.count * (g.shape[0] + g.shape[1]) for g in jp.inspect(model).groups if g.role in studio.picked)
     assert studio.numbers["trainable"] == lora == 32_768_000
 
 
@@ -130,9 +128,7 @@ def test_bad_input_shows_inline_and_changes_nothing():
     assert "unknown group" in studio.field_errors["selection"]
     assert studio.plan == before and studio.issues == []
     send(studio, kind="rank", role="self_attn.q_proj", value="32")
-    assert "ranks.self_attn.q_proj" not in studio.field_errors and studio.plan.ranks == {
-        "self_attn.q_proj": 32
-    }
+    assert "ranks.self_attn.q_proj" not in studio.field_errors and studio.plan.ranks == {"self_attn.q_proj": 32}
 
 
 def test_empty_selection_is_an_issue_and_apply_changes_nothing():
@@ -235,22 +231,18 @@ def _llava():
         image_size=32,
         patch_size=8,
     )
-    return T.LlavaForConditionalGeneration(
-        T.LlavaConfig(text_config=text, vision_config=vision, image_token_id=5)
-    )
+    return T.LlavaForConditionalGeneration(T.LlavaConfig(text_config=text, vision_config=vision, image_token_id=5))
 
 
 def test_warns_about_modules_outside_the_language_model():
     studio = jp.studio(_llava())
     assert any("would also adapt the vision tower" in w for w in studio.warnings)
     assert all(
-        p.startswith("model.language_model.")
-        for p in jp.inspect(studio.model).match(studio.plan.target_modules)
+        p.startswith("model.language_model.") for p in jp.inspect(studio.model).match(studio.plan.target_modules)
     )
     send(studio, kind="preset", name="all-linear")
     assert any(
-        w.startswith("Ticked outside the language model: vision tower") and "projector" in w
-        for w in studio.warnings
+        w.startswith("Ticked outside the language model: vision tower") and "projector" in w for w in studio.warnings
     )
     assert (studio.numbers["trainable"], studio.numbers["total"]) == applied_count(studio)
 
@@ -273,14 +265,23 @@ def test_apply_shows_peft_summary_and_binds_like_the_magic(shell):
     send(studio, kind="apply")
     tuned = shell.user_ns["tuned"]
     assert studio.status == "applied" and studio.peft_model is tuned
-    assert (
-        studio.summary["trainable"] == tuned.get_nb_trainable_parameters()[0] == studio.numbers["trainable"]
-    )
+    assert studio.summary["trainable"] == tuned.get_nb_trainable_parameters()[0] == studio.numbers["trainable"]
     assert studio.summary["bound_to"] == "tuned"
     assert all(g["adapted"] for g in studio.groups if g["role"] in studio.picked)
     send(studio, kind="pick", role="mlp.down_proj", on=False)  # applying again replaces the adapter
     send(studio, kind="apply")
     assert shell.user_ns["tuned"].get_nb_trainable_parameters()[0] == studio.numbers["trainable"]
+
+
+def test_opens_on_the_plan_the_model_carries(shell):
+    shell.run_cell("import tiny\nmodel = tiny.build('llama')")
+    shell.run_cell_magic("peft", "model", "method: lora\nr: 4\ntarget_modules: [down_proj]\nranks: {mlp.down_proj: 6}")
+    studio = shell.run_line_magic("peft", "model")
+    assert studio.plan == jp.Plan.from_yaml(
+        "method: lora\nr: 4\ntarget_modules: [down_proj]\nranks: {mlp.down_proj: 6}"
+    )
+    assert studio.picked == {"mlp.down_proj": [0, 1]}
+    assert studio.numbers["trainable"] == shell.user_ns["peft_model"].get_nb_trainable_parameters()[0]
 
 
 def test_magic_errors_are_usage_errors(shell):

@@ -76,7 +76,7 @@ def test_tick_rank_apply_and_write_cell(lab, lab_page, out_dir):
     assert cells.count() == 3
     lab_page.run_cell(2)  # the written cell applies the same plan
     assert lab_page.kernel_value("peft_model.get_nb_trainable_parameters()[0]") == shown
-    page.locator(STUDIO).screenshot(path=str(out_dir / "studio.png"))
+    _screenshot(page, out_dir / "studio.png")
 
 
 def test_module_names_never_run_as_html(lab, lab_page, out_dir):
@@ -100,4 +100,11 @@ def test_module_names_never_run_as_html(lab, lab_page, out_dir):
     assert page.locator(f"{STUDIO} img").count() == 0
     ticks = page.locator(".js-plotly-plot .xtick text").all_text_contents()
     assert EVIL in ticks  # the chart shows the name as text too
-    page.locator(STUDIO).screenshot(path=str(out_dir / "evil.png"))
+    _screenshot(page, out_dir / "evil.png")
+
+
+def _screenshot(page, path) -> None:
+    """The whole widget: a viewport taller than it, so JupyterLab's bars do not cover it."""
+    page.set_viewport_size({"width": 1400, "height": 2200})
+    page.locator(STUDIO).scroll_into_view_if_needed()
+    page.locator(STUDIO).screenshot(path=str(path))

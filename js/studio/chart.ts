@@ -36,7 +36,7 @@ export class Chart {
       barmode: "group",
       height: 240,
       margin: { l: 56, r: 10, t: 24, b: 10 },
-      yaxis: { type: "log", title: { text: "parameters" }, exponentformat: "SI" },
+      yaxis: { type: "log", dtick: 1, title: { text: "parameters" }, exponentformat: "SI" },  // powers of ten only
       xaxis: { tickangle: -30, automargin: true },
       legend: { orientation: "h", y: 1.12 },
       paper_bgcolor: "rgba(0,0,0,0)",

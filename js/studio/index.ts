@@ -10,7 +10,8 @@ function render({ model, el }: { model: WidgetModel; el: HTMLElement }): () => v
   const style = document.createElement("style");
   style.textContent = STYLE;
   const view = new StudioView(model, new Chart());
-  el.append(style, view.root);
+  el.append(style);
+  view.attach(el);
   return () => {
     view.destroy();
     style.remove();

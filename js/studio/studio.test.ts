@@ -78,7 +78,7 @@ let view: StudioView | null = null;
 function mount(state = baseState()): { model: FakeModel; root: HTMLElement } {
   const model = new FakeModel(state);
   view = new StudioView(model);
-  document.body.append(view.root);
+  view.attach(document.body);
   return { model, root: view.root };
 }
 afterEach(() => {

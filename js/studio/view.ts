@@ -51,6 +51,11 @@ export class StudioView {
       model.on(`change:${name}`, handler);
       this.listeners.add(() => model.off(`change:${name}`, handler));
     }
+  }
+
+  /** Put the studio into `parent` and draw it (the chart measures its width once attached). */
+  attach(parent: HTMLElement): void {
+    parent.append(this.root);
     this.render();
   }
 

@@ -99,6 +99,7 @@ class Studio(anywidget.AnyWidget):
             self.model_info = state.model_info(self._map, name or _name_of(model, user_ns) or "model")
             self.groups = [state.group_record(g) for g in self._map.groups]
             self.method_choices = state.method_records()
+            plan = plan if plan is not None else _applied_plan(model)
             if plan is not None:
                 self.plan = plan
             else:
@@ -143,9 +144,7 @@ class Studio(anywidget.AnyWidget):
             }
 
     def _cmd_pick(self, msg: dict[str, Any]) -> None:
-        self._edit(
-            "selection", self._draft.pick, msg.get("role"), msg.get("members"), bool(msg.get("on", True))
-        )
+        self._edit("selection", self._draft.pick, msg.get("role"), msg.get("members"), bool(msg.get("on", True)))
 
     def _cmd_preset(self, msg: dict[str, Any]) -> None:
         self._edit("preset", self._draft.preset, msg.get("name"))
@@ -250,11 +249,17 @@ class Studio(anywidget.AnyWidget):
         else:
             self.issues, self.cell = [], _cell_text(self.model_info.get("name", "model"), plan, self._bind_as)
         empty = not draft.paths() and not draft.parameter_keys() and draft.spec.targets_modules
-        self.numbers = (
-            state.numbers(count) if count else (state.numbers(_zero(self._counter)) if empty else {})
-        )
+        self.numbers = state.numbers(count) if count else (state.numbers(_zero(self._counter)) if empty else {})
         self.chart = state.chart(self._map, count)
         self.warnings = state.warnings(draft, adapted)
+
+
+def _applied_plan(model: Any) -> Any:
+    """The plan `jp.apply` (or %%peft) last put on this model, so the studio opens on it."""
+    from ..adapt import applied_plan
+
+    found = applied_plan(model)
+    return found[1] if found is not None else None
 
 
 def _issue(err: PlanError) -> dict[str, Any]:
@@ -313,7 +318,8 @@ def _name_of(model: Any, user_ns: dict[str, Any] | None) -> str | None:
 
 def studio(model: Any, plan: Any = None, **kwargs: Any) -> Studio:
     """The studio for `model` (any torch module; a PeftModel shows its base). `plan`: a Plan,
-    YAML text or mapping to start from; else attention layers at peft's default rank."""
+    YAML text or mapping to start from; else the plan last applied to the model, else its
+    attention layers at peft's default rank."""
     return Studio(model, plan, **kwargs)
 
 
@@ -331,9 +337,7 @@ def studio_magic(words: list[str], user_ns: dict[str, Any]) -> Studio:
         elif word.startswith("--as="):
             bind_as = word.split("=", 1)[1]
         else:
-            raise PlanError(
-                f"unexpected {word!r}: the line is `%peft MODEL [--as NAME]`", choices=["--as NAME"]
-            )
+            raise PlanError(f"unexpected {word!r}: the line is `%peft MODEL [--as NAME]`", choices=["--as NAME"])
     if not bind_as.isidentifier():
         raise PlanError(f"--as {bind_as!r} is not a valid Python name", value=bind_as)
     model = _lookup_model(user_ns, name)

@@ -110,7 +110,8 @@ class Counter:
         per_group: dict[str, Cost] = {}
         targeted: dict[str, int] = {}
         modules = self._module_paths()
-        sites = [(path, None) for path in targets if path in modules] + self._parameter_targets(config)
+        sites: list[tuple[str, str | None]] = [(path, None) for path in targets if path in modules]
+        sites += self._parameter_targets(config)
         for path, parameter in sites:
             role = self._role(path if parameter is None else f"{path}.{parameter}")
             per_group[role] = per_group.get(role, Cost()) + self._cost(config, fingerprint, path, parameter)
@@ -278,10 +279,11 @@ def prepared_config(config: Any, model: Any) -> Any:
     if tuner_cls is None:
         return config
     model_config = BaseTuner.get_model_config(model)
+    hook: Any = tuner_cls._prepare_adapter_config
     if isinstance(inspect.getattr_static(tuner_cls, "_prepare_adapter_config"), staticmethod):
-        return tuner_cls._prepare_adapter_config(config, model_config)
+        return hook(config, model_config)
     # as a method it reads only class attributes (the tuner's target table): a bare instance does
-    return tuner_cls._prepare_adapter_config(object.__new__(tuner_cls), config, model_config)
+    return hook(object.__new__(tuner_cls), config, model_config)
 
 
 def _place(holder: Any, path: str, module: Any) -> None:

@@ -32,13 +32,13 @@ class Studio(anywidget.AnyWidget):
 
     model_info = t.Dict().tag(sync=True)
     """The model: variable name, class, task type, total parameters."""
-    groups = t.List().tag(sync=True)
+    groups: t.List[Any] = t.List().tag(sync=True)
     """The ModelMap's groups, one compact record each (see `_studio_state.group_record`)."""
-    method_choices = t.List().tag(sync=True)
+    method_choices: t.List[Any] = t.List().tag(sync=True)
     """Every method peft offers, with what it adapts and whether ranks go per group."""
     method = t.Unicode("lora").tag(sync=True)
     """The current method."""
-    option_fields = t.List().tag(sync=True)
+    option_fields: t.List[Any] = t.List().tag(sync=True)
     """The current method's options form, from peft's config dataclass (`Option.to_json`)."""
     options = t.Dict().tag(sync=True)
     """Options the user set; unset ones keep peft's defaults."""
@@ -54,9 +54,9 @@ class Studio(anywidget.AnyWidget):
     """Group role -> whether the method can adapt it (false greys the row out)."""
     field_errors = t.Dict().tag(sync=True)
     """Inline messages by field: an option name, `ranks.<role>` or `alphas.<role>`."""
-    issues = t.List().tag(sync=True)
+    issues: t.List[Any] = t.List().tag(sync=True)
     """Why the current settings make no valid plan ({key, message, choices}); Apply is off."""
-    warnings = t.List().tag(sync=True)
+    warnings: t.List[Any] = t.List().tag(sync=True)
     """Things to know about the selection (modules outside the language model...)."""
     numbers = t.Dict().tag(sync=True)
     """Trainable / total / percent / added bytes and per-group counts; {} when unknown."""

@@ -37,6 +37,8 @@ export class StudioView {
   private pending = false;
   private built = { groups: null as unknown, fields: null as unknown, methods: null as unknown };
   private parts: Record<string, HTMLElement> = {};
+  private drawnChart: State["chart"] | null = null;
+  private chartFrame: number | null = null;
 
   /** `chart`: the plotly chart (index.ts); the tests run without one. */
   constructor(private model: WidgetModel, private chart: ChartLike | null = null) {
@@ -77,6 +79,7 @@ export class StudioView {
 
   destroy(): void {
     this.listeners.off();
+    if (this.chartFrame !== null) cancelAnimationFrame(this.chartFrame);
     this.tree.destroy();
     this.form.destroy();
     this.chart?.purge();
@@ -173,8 +176,19 @@ export class StudioView {
     this.renderMessages(state);
     this.renderCell(state);
     this.renderSummary(state);
-    this.chart?.update(state.chart);
     this.noteRoundTrip(state);
+    if (this.chart && state.chart !== this.drawnChart) this.scheduleChart(state.chart);
+  }
+
+  /** The chart follows a frame after the numbers: plotly takes ~20 ms, the count should not
+   * wait for it; and it is redrawn only when Python sent new chart data. */
+  private scheduleChart(chart: State["chart"]): void {
+    this.drawnChart = chart;
+    if (this.chartFrame !== null) cancelAnimationFrame(this.chartFrame);
+    this.chartFrame = requestAnimationFrame(() => {
+      this.chartFrame = null;
+      this.chart?.update(chart);
+    });
   }
 
   private buildMethods(choices: MethodChoice[]): void {

@@ -406,9 +406,17 @@ def _new_bytes(model: Any, before: dict[int, Any]) -> int:
 
 
 def _peft_param_total(model: Any) -> int:
-    """All parameters as peft counts them (`get_nb_trainable_parameters`): a 4-bit weight
-    packs two values per byte of its storage dtype, so it counts numel * 2 * itemsize."""
-    return _peft_param_total_of(model.parameters())
+    """The model's own parameters as peft counts them (`get_nb_trainable_parameters`: a 4-bit
+    weight packs two values per byte of its storage dtype, so numel * 2 * itemsize), without
+    the adapters it may carry already (re-planning an applied model replaces them)."""
+    from .modelmap import _walk
+
+    own: dict[int, Any] = {}
+    for _, module in _walk(model):  # adapter layers and wrappers as their original layer
+        for p in _unwrapped(module)._parameters.values():
+            if p is not None:
+                own[id(p)] = p
+    return _peft_param_total_of(own.values())
 
 
 def _peft_param_total_of(params: Any) -> int:

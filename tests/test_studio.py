@@ -265,12 +265,14 @@ def test_apply_shows_peft_summary_and_binds_like_the_magic(shell):
     send(studio, kind="apply")
     tuned = shell.user_ns["tuned"]
     assert studio.status == "applied" and studio.peft_model is tuned
-    assert studio.summary["trainable"] == tuned.get_nb_trainable_parameters()[0] == studio.numbers["trainable"]
+    assert (studio.numbers["trainable"], studio.numbers["total"]) == tuned.get_nb_trainable_parameters()
+    assert studio.summary["trainable"] == studio.numbers["trainable"]
     assert studio.summary["bound_to"] == "tuned"
     assert all(g["adapted"] for g in studio.groups if g["role"] in studio.picked)
     send(studio, kind="pick", role="mlp.down_proj", on=False)  # applying again replaces the adapter
     send(studio, kind="apply")
-    assert shell.user_ns["tuned"].get_nb_trainable_parameters()[0] == studio.numbers["trainable"]
+    tuned = shell.user_ns["tuned"]
+    assert tuned.get_nb_trainable_parameters() == (studio.numbers["trainable"], studio.numbers["total"])
 
 
 def test_opens_on_the_plan_the_model_carries(shell):
@@ -281,7 +283,8 @@ def test_opens_on_the_plan_the_model_carries(shell):
         "method: lora\nr: 4\ntarget_modules: [down_proj]\nranks: {mlp.down_proj: 6}"
     )
     assert studio.picked == {"mlp.down_proj": [0, 1]}
-    assert studio.numbers["trainable"] == shell.user_ns["peft_model"].get_nb_trainable_parameters()[0]
+    shown = (studio.numbers["trainable"], studio.numbers["total"])
+    assert shown == shell.user_ns["peft_model"].get_nb_trainable_parameters()
 
 
 def test_magic_errors_are_usage_errors(shell):

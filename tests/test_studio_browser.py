@@ -59,7 +59,8 @@ def test_tick_rank_apply_and_write_cell(lab, lab_page, out_dir):
 
     page.click(f"{STUDIO} .jp-peft-apply")
     page.wait_for_selector(f"{STUDIO} .jp-peft-summary table", timeout=60_000)
-    assert lab_page.kernel_value("peft_model.get_nb_trainable_parameters()[0]") == shown  # peft's own count
+    trainable, total = lab_page.kernel_value("peft_model.get_nb_trainable_parameters()")  # peft's own count
+    assert trainable == shown and f"of {total:,}" in page.inner_text(f"{STUDIO} .jp-peft-numbers")
     assert "same as the preview" in page.inner_text(f"{STUDIO} .jp-peft-summary")
 
     cells = page.locator(".jp-Notebook .jp-Cell")
@@ -75,7 +76,7 @@ def test_tick_rank_apply_and_write_cell(lab, lab_page, out_dir):
     assert lab_page.kernel_value(f"jp.Plan.from_yaml({source.split(chr(10), 1)[1]!r}) == studio.plan") is True
     assert cells.count() == 3
     lab_page.run_cell(2)  # the written cell applies the same plan
-    assert lab_page.kernel_value("peft_model.get_nb_trainable_parameters()[0]") == shown
+    assert lab_page.kernel_value("peft_model.get_nb_trainable_parameters()") == [trainable, total]
     _screenshot(page, out_dir / "studio.png")
 
 

@@ -3,8 +3,8 @@
 The studio shows, after every click, the numbers `get_peft_model` would give. Two ways to
 get them were measured on a Llama-3-70B skeleton on the `meta` device (bench/studio_bench.py):
 
-- build the whole PeftModel on `meta` and count: exact for anything peft does, but ~1.7 s
-  for all-linear on 70B, far over a 100 ms click;
+- build the whole PeftModel on `meta` and count: exact for anything peft does, but 0.7 to
+  1.7 s per click on 70B (attention to all-linear), far over a 100 ms click;
 - a formula per method (r * (in + out) for LoRA, ...): fast, but retypes peft for each of
   its ~30 methods and drifts with every release.
 
@@ -56,9 +56,6 @@ class Cost:
 
     def __sub__(self, other: Cost) -> Cost:
         return Cost(self.trainable - other.trainable, self.total - other.total, self.nbytes - other.nbytes)
-
-    def times(self, n: int) -> Cost:
-        return Cost(self.trainable * n, self.total * n, self.nbytes * n)
 
 
 @dataclass

@@ -80,11 +80,18 @@ class Draft:
         for g in self.model_map.groups:
             if g.parameter is None or not self.picked.get(g.role):
                 continue
-            if len(self.picked[g.role]) == g.count:
-                keys.append(g.role)  # suffix match: every layer's tensor
+            if len(self.picked[g.role]) == g.count and self._suffix_is_exact(g):
+                keys.append(g.role)  # peft matches entries as suffixes: every layer's tensor
             else:
                 keys += self._picked_paths(g)  # expert groups' paths are parameter paths
         return keys
+
+    def _suffix_is_exact(self, group: Group) -> bool:
+        """Whether the role, as a target_parameters suffix, selects this group's tensors only."""
+        if "*" in group.role:
+            return False
+        others = (p for g in self.model_map.groups if g.parameter and g is not group for p in g.paths)
+        return not any(p == group.role or p.endswith(f".{group.role}") for p in others)
 
     def target_modules(self) -> list[str] | str | None:
         """The target_modules for the ticks: the loaded plan's own while they still hold

@@ -87,6 +87,11 @@ def test_experts_are_ticked_as_target_parameters_and_counted_exactly():
         "model.layers.1.mlp.experts.down_proj",
     ]
     assert studio.numbers["per_group"]["mlp.experts.gate_up_proj"]["targeted"] == 2
+    assert studio.warnings == []
+    studio.plan = "method: lora\nr: 8\ntarget_modules: [q_proj, w1, w3]"  # peft's v4 names of the experts
+    assert studio.picked == {"self_attn.q_proj": [0, 1], "mlp.experts.gate_up_proj": [0, 1]}
+    assert studio.warnings == [] and cell_plan(studio) == studio.plan
+    assert (studio.numbers["trainable"], studio.numbers["total"]) == applied_count(studio)
     assert (studio.numbers["trainable"], studio.numbers["total"]) == applied_count(studio)
 
 

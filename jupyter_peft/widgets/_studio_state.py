@@ -206,7 +206,8 @@ def warnings(draft: Draft, adapted: list[str] | None) -> list[str]:
                 f"target_modules: [{', '.join(names)}] would also adapt the {_sections_text(further)} "
                 "(peft matches names as path suffixes); the cell names the ticked modules exactly."
             )
-    if adapted is not None:
+    if adapted is not None:  # expert tensors are ticked and written one to one: modules only
+        adapted = [p for p in adapted if (g := model_map.group_of(p)) is None or g.parameter is None]
         extra, missing = set(adapted) - set(ticked), set(ticked) - set(adapted)
         if extra:
             out.append(f"peft will also adapt {len(extra)} module(s) you did not tick, e.g. {min(extra)}.")

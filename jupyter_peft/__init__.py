@@ -41,6 +41,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "studio": ("widgets.studio", "studio"),
     "Studio": ("widgets.studio", "Studio"),
     "export": ("exports", "export"),
+    "merge": ("merging", "merge"),
     "demo": ("demo", None),
 }
 
@@ -85,6 +86,7 @@ if TYPE_CHECKING:  # real imports for type checkers and IDEs only
     from .adapt import apply
     from .exports import export
     from .memory import MemoryEstimate, estimate
+    from .merging import merge
     from .modelmap import ModelMap, inspect
     from .plan import Plan
     from .run import Run, attach, train

@@ -3,8 +3,9 @@
 Everything is checked before the model is touched: the targets exist and the method can
 adapt them, the rank keys select targeted modules, the quantization matches. Applying
 again replaces the adapters the model carries (no nesting, no doubled trainable count);
-a plan with `adapter_name` adds or replaces only that adapter. If peft still fails, the
-model is put back exactly as it was.
+a plan with `adapter_name` adds or replaces only that adapter. A quantized base is
+prepared for k-bit training before its first adapter (`kbit.prepare`, once). If peft still
+fails, the model's modules and trainable flags are put back as they were.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from . import kbit
 from ._errors import PlanError
 from .modelmap import ModelMap, inspect, role_pattern
 from .plan import Plan
@@ -110,6 +112,11 @@ def find_peft_model(model: Any) -> Any:
     return None
 
 
+def forget(model: Any) -> None:
+    """Forget that `model` was wrapped (its adapters were merged into it in place)."""
+    _WRAPPED.pop(model, None)
+
+
 def _wrap(checked: Checked, model: Any) -> Any:
     from peft import get_peft_model
 
@@ -122,10 +129,12 @@ def _wrap(checked: Checked, model: Any) -> Any:
             if name in existing.peft_config:
                 existing.delete_adapter(name)
             existing.add_adapter(name, checked.config)
+            kbit.prepare(base, kbit.wants_checkpointing(plan.train, base))
             existing.set_adapter(name)
             peft_model = existing
         else:
             snapshot.strip_adapters()
+            kbit.prepare(base, kbit.wants_checkpointing(plan.train, base))  # once per base; no-op unquantized
             peft_model = get_peft_model(base, checked.config, adapter_name=plan.adapter_name or "default")
     except Exception as err:  # peft's own refusal after our checks: undo, then explain
         snapshot.restore()
@@ -272,25 +281,26 @@ def _check_targets(plan: Plan, model_map: ModelMap, resolved: Any, targets: list
 
 
 def _check_quantization(plan: Plan, model_map: ModelMap) -> None:
+    """A plan's quantization must be the model's: a loaded model keeps the one it was loaded with."""
     want = plan.effective_quantization
-    have = _quantization_of(model_map)
-    if want != "none" and have != want and plan.base is None:
+    have = kbit.quantization_of(model_map.base_model)
+    if want == "none" or have == want or plan.base is not None:
+        return
+    where: dict[str, Any] = {"key": "quantization" if plan.quantization else "method", "value": want}
+    if have == "none":
         raise PlanError(
-            f"the plan asks for a {want} base but this model is {'not quantized' if have == 'none' else have}: "
+            f"the plan asks for a {want} base but this model is not quantized: "
             "quantization happens when a model is loaded. Add `base: <path or hub id>` to the plan to load it "
             f"quantized, or load it with BitsAndBytesConfig(load_in_{want[0]}bit=True)",
-            key="quantization" if plan.quantization else "method",
-            value=want,
+            **where,
         )
-
-
-def _quantization_of(model_map: ModelMap) -> str:
-    kinds = {g.kind for g in model_map.groups}
-    if "Linear4bit" in kinds:
-        return "4bit"
-    if "Linear8bitLt" in kinds:
-        return "8bit"
-    return "none"
+    fix = f"write `quantization: {have}` (or leave it out)" if plan.quantization else "use `method: lora` on it"
+    raise PlanError(
+        f"the plan asks for a {want} base but this model was loaded in {have}, and a loaded model keeps its "
+        f"quantization: {fix}, or load the base again in {want} with `base: <path or hub id>`",
+        choices=[have] if have in ("4bit", "8bit") else [],
+        **where,
+    )
 
 
 def _resolve_patterns(mapping: dict[str, Any], key: str, model_map: ModelMap, targets: list[str]) -> dict[str, Any]:

@@ -79,7 +79,9 @@ class PeftMagics(Magics):
                 from .loading import load_base
 
                 model, tokenizer = load_base(plan)
-                ns["model"], ns["tokenizer"] = model, tokenizer
+                ns["model"] = model
+                if tokenizer is not None:  # a weights-only folder leaves the notebook's tokenizer alone
+                    ns["tokenizer"] = tokenizer
             else:
                 if model_name is None:
                     raise PlanError("name the model to adapt: `%%peft model` (or give `base:` in the plan)")

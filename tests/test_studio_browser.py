@@ -10,6 +10,17 @@ STUDIO = ".jp-peft-studio"
 EVIL = """<img src=x onerror="window['__pwned']=1">"""
 
 
+@pytest.fixture
+def studio_page(lab_page):
+    """The session's page; the notebook's kernel is shut down after the test (a kernel holding
+    torch and peft is a few hundred MB, and the Lab server lives for the whole session)."""
+    yield lab_page
+    lab_page.page.evaluate(
+        "async () => { const w = window.jupyterapp.shell.currentWidget;"
+        " if (w && w.sessionContext) await w.sessionContext.shutdown(); }"
+    )
+
+
 def _open_studio(lab, lab_page, name: str, setup: str, magic: str):
     notebook = lab.notebook(
         name, [f"%load_ext jupyter_peft\nimport tiny, jupyter_peft as jp\n{setup}", magic]
@@ -40,7 +51,8 @@ def _group(page, role: str):
     return page.locator(f"{STUDIO} tr.jp-peft-group[data-role='{role}']")
 
 
-def test_tick_rank_apply_and_write_cell(lab, lab_page, out_dir):
+def test_tick_rank_apply_and_write_cell(lab, studio_page, out_dir):
+    lab_page = studio_page
     page = _open_studio(
         lab, lab_page, "studio.ipynb", "model = tiny.build('llama')", "studio = %peft model\nstudio"
     )
@@ -80,7 +92,8 @@ def test_tick_rank_apply_and_write_cell(lab, lab_page, out_dir):
     _screenshot(page, out_dir / "studio.png")
 
 
-def test_module_names_never_run_as_html(lab, lab_page, out_dir):
+def test_module_names_never_run_as_html(lab, studio_page, out_dir):
+    lab_page = studio_page
     setup = (
         "import torch.nn as nn\n"
         "evil = nn.Module()\n"

@@ -11,9 +11,14 @@ or bitsandbytes. The public names are resolved lazily from their rooms on first 
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ._errors import PlanError
+
+# bitsandbytes 0.50 warns at import, on CPUs with AVX512-BF16, that an optional hub kernel is
+# missing; peft imports it, so every studio and %%peft output would start with that red line.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 __version__ = "0.1.0"
 
@@ -55,6 +60,11 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where `jupyter labextension develop` finds the prebuilt front-end extension."""
+    return [{"src": "labextension", "dest": "jupyter-peft"}]
 
 
 def load_ipython_extension(ipython: Any) -> None:

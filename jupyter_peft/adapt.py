@@ -50,8 +50,11 @@ def as_plan(plan: Any) -> Plan:
     raise PlanError(f"expected a Plan, YAML text or a mapping, got {type(plan).__name__}")
 
 
-def check(plan: Any, model: Any) -> Checked:
-    """Check `plan` against `model` without changing anything; PlanError says what is wrong."""
+def check(plan: Any, model: Any, model_map: ModelMap | None = None) -> Checked:
+    """Check `plan` against `model` without changing anything; PlanError says what is wrong.
+
+    `model_map`: the model's current ModelMap when the caller keeps one (the studio checks
+    on every click and saves the walk over the model); inspected here otherwise."""
     import torch.nn as nn
 
     plan = as_plan(plan)
@@ -62,7 +65,8 @@ def check(plan: Any, model: Any) -> Checked:
     if run_room is not None:
         run_room.check_idle(model)  # replacing adapters under a training thread would break it
     existing = find_peft_model(model)
-    model_map = inspect(existing if existing is not None else model)
+    if model_map is None:
+        model_map = inspect(existing if existing is not None else model)
     _check_quantization(plan, model_map)
 
     targets: list[str] = []
@@ -218,6 +222,8 @@ def _default_targets(spec: Any, model_map: ModelMap) -> Any:
     tuner = PEFT_TYPE_TO_TUNER_MAPPING.get(PeftType(spec.peft_type))
     model_type = getattr(getattr(model_map.base_model, "config", None), "model_type", None)
     default = getattr(tuner, "target_module_mapping", {}).get(model_type) if tuner else None
+    if default is None and tuner is not None:  # tuners that keep their table inside a hook (IA3)
+        default = _hook_default_targets(spec, model_map)
     if default is None:
         raise PlanError(
             f"peft has no default targets for {model_type or type(model_map.base_model).__name__}: set target_modules",
@@ -225,6 +231,17 @@ def _default_targets(spec: Any, model_map: ModelMap) -> Any:
             choices=_group_choices(model_map),
         )
     return default if isinstance(default, str) else list(default)
+
+
+def _hook_default_targets(spec: Any, model_map: ModelMap) -> Any:
+    """The targets peft's own config hook picks for this model type, or None."""
+    from .counting import prepared_config
+
+    try:
+        config = spec.config_class(**spec.fixed)
+        return prepared_config(config, model_map.base_model).target_modules
+    except (ValueError, TypeError):  # a config that needs more, or "Please specify `target_modules`"
+        return None
 
 
 def _group_choices(model_map: ModelMap) -> list[str]:

@@ -168,8 +168,15 @@ def _options(cls: type) -> dict[str, Option]:
         else:
             default = None
         tp = hints.get(f.name, Any)
-        out[f.name] = Option(f.name, tp, default, " ".join(f.metadata.get("help", "").split()), _choices(tp))
+        out[f.name] = Option(f.name, tp, default, _help_text(f.metadata.get("help", "")), _choices(tp))
     return out
+
+
+def _help_text(help_: Any) -> str:
+    """A field's help on one line (peft writes a few as tuples of strings, e.g. BOFT's init_weights)."""
+    if isinstance(help_, (tuple, list)):
+        help_ = "".join(map(str, help_))
+    return " ".join(str(help_).split())
 
 
 # ---- types: check and coerce YAML values against peft's annotations ------------------------

@@ -10,7 +10,9 @@ what `get_peft_model` will adapt.
 from __future__ import annotations
 
 import copy
+import json
 import re
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +121,9 @@ class ModelMap:
         self.task_type = task_type
         self._by_role = {g.role: g for g in groups}
         self._by_path = {p: g for g in groups for p in g.paths}
+        # a ModelMap is a snapshot: what a pattern matches is kept (the studio asks the same
+        # questions on every click, and a 70B model has a thousand modules to walk)
+        self._matched: dict[str, list[str]] = {}
 
     def __repr__(self) -> str:
         kinds = sorted({g.kind for g in self.groups})
@@ -160,11 +165,13 @@ class ModelMap:
         from .plan import Plan
 
         if isinstance(targets, Plan):
-            peft_config = targets.peft_config(task_type=self.task_type)
-        else:
+            return _peft_matches(targets.peft_config(task_type=self.task_type), self.base_model)
+        key = json.dumps([targets, config], sort_keys=True, default=repr)
+        if key not in self._matched:
             task_type = config.pop("task_type", self.task_type)
             peft_config = LoraConfig(target_modules=targets, task_type=task_type, **config)
-        return _peft_matches(copy.deepcopy(peft_config), self.base_model)
+            self._matched[key] = _peft_matches(copy.deepcopy(peft_config), self.base_model)
+        return list(self._matched[key])
 
     def resolve(self, targets: Any, **config: Any) -> dict[str, list[str]]:
         """Matched paths by group role (paths outside any group under "")."""
@@ -191,7 +198,10 @@ class ModelMap:
         roles = sorted({g.role for g in groups if g is not None})
         if all(g is not None for g in groups) and "*" not in "".join(roles) and set(self.match(roles)) == want:
             return roles
-        return _paths_regex(wanted, self)
+        regex = _paths_regex(wanted, self)
+        if set(self.match(regex)) == want:
+            return regex
+        return sorted(wanted)  # full paths: on MoE models peft widens a regex to module names
 
     @property
     def base_model(self) -> Any:
@@ -213,16 +223,7 @@ def _peft_matches(peft_config: Any, model: Any) -> list[str]:
 
     if getattr(peft_config, "target_modules", None) is None and not getattr(peft_config, "target_parameters", None):
         return []
-    if hasattr(getattr(model, "config", None), "model_type"):
-        try:  # transformers 5 fused MoE experts: peft maps module names onto target_parameters
-            from peft.utils.transformers_weight_conversion import (
-                convert_peft_config_for_transformers,
-                get_model_conversion_mapping,
-            )
-
-            convert_peft_config_for_transformers(peft_config, model, get_model_conversion_mapping(model))
-        except ImportError:  # older peft: no conversion step
-            pass
+    convert_like_peft(peft_config, model)
     peft_config = _maybe_include_all_linear_layers(peft_config, model)
     wanted_params = sorted(getattr(peft_config, "target_parameters", None) or [])
     found: list[str] = []
@@ -234,6 +235,27 @@ def _peft_matches(peft_config: Any, model: Any) -> list[str]:
             if key in wanted_params or any(key.endswith(f".{t}") for t in wanted_params):
                 found.append(key)
     return found
+
+
+def convert_like_peft(peft_config: Any, model: Any) -> None:
+    """peft's first step on transformers 5, on `peft_config` in place: on MoE models whose layout
+    changed from v4 (Mixtral, Qwen2-MoE), module names become `target_parameters` and a regex
+    target is resolved to leaf names (so a one-layer regex then adapts every layer)."""
+    if not hasattr(getattr(model, "config", None), "model_type"):
+        return
+    try:
+        from peft.utils.transformers_weight_conversion import (
+            convert_peft_config_for_transformers,
+            get_model_conversion_mapping,
+        )
+    except ImportError:  # older peft: no conversion step
+        return
+    if model not in _CONVERSIONS:  # transformers builds this table by walking the model: once
+        _CONVERSIONS[model] = get_model_conversion_mapping(model)
+    convert_peft_config_for_transformers(peft_config, model, _CONVERSIONS[model])
+
+
+_CONVERSIONS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def _is_match(result: Any) -> bool:
@@ -374,7 +396,7 @@ def _add(
             section=section,
             shape=shape,
             dtype=dtype,
-            linear=kind in _LINEAR_KINDS and section != "head",
+            linear=(kind in _LINEAR_KINDS or _is_linear(layer)) and section != "head",
             parameter=parameter,
             adapted=adapted,
             shared=shared,
@@ -384,6 +406,13 @@ def _add(
     group.shapes.append(shape)
     group.params += params
     group.nbytes += nbytes
+
+
+def _is_linear(layer: Any) -> bool:
+    """A subclass of nn.Linear (FalconLinear...) is linear to peft's all-linear too."""
+    import torch.nn as nn
+
+    return isinstance(layer, nn.Linear)
 
 
 def _weight_facts(layer: Any) -> tuple[tuple[int, ...], int, int, str]:

@@ -119,9 +119,8 @@ def test_stop_and_save_from_the_page(tmp_path):
 
 
 def test_the_cell_output_becomes_a_static_snapshot_when_the_run_ends(tmp_path, shell):
-    from IPython.utils.capture import capture_output
-
     from IPython.display import display
+    from IPython.utils.capture import capture_output
 
     with capture_output() as cap:
         run = jp.train(tiny.build("llama"), LORA + "train: {max_steps: 100000}", dataset=runs.sft_data(),

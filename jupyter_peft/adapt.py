@@ -18,6 +18,7 @@ from typing import Any
 
 from . import kbit
 from ._errors import PlanError
+from ._noise import silence_library_noise
 from .modelmap import ModelMap, inspect, role_pattern
 from .plan import Plan
 
@@ -124,6 +125,7 @@ def forget(model: Any) -> None:
 def _wrap(checked: Checked, model: Any) -> Any:
     from peft import get_peft_model
 
+    silence_library_noise()
     plan, existing = checked.plan, checked.peft_model
     base = existing.get_base_model() if existing is not None else model
     snapshot = _Snapshot(base)

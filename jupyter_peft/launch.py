@@ -10,13 +10,13 @@ from __future__ import annotations
 import inspect as _inspect
 import json
 import shutil
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import runfolder
 from ._errors import PlanError, unknown
+from ._noise import silence_library_noise
 from .plan import Plan
 from .train_config import RUN_KEYS, TRAINERS, check_train, config_fields, trainer_config
 
@@ -80,8 +80,7 @@ def build(
     **trainer_kwargs: Any,
 ) -> Launch:
     """Check everything, then build the trainer. PlanError (and nothing written) on any mistake."""
-    # transformers warns about its own renamed attribute each time TRL reads it: not the user's business
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    silence_library_noise()
     if tokenizer is None:
         raise PlanError(
             "training needs the model's tokenizer: pass tokenizer=..., or name it in `train: {tokenizer: tok}`",

@@ -1,0 +1,1 @@
+"""Memory of one training step (work in progress)."""

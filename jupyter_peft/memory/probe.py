@@ -1,0 +1,370 @@
+"""The per-model work of the instant estimate: what the model holds, and what a layer saves.
+
+Two things are read off the model, once per (config, plan, precision, checkpointing) and
+cached, so that moving a batch or sequence slider is arithmetic:
+
+- the parameter inventory: every tensor of the base built on `meta` (exact for any
+  architecture) plus the adapters peft builds for the plan, counted on a one-layer copy;
+- the layer probe: how many activation bytes a decoder layer keeps for backward, and how far
+  memory rises inside its forward and its backward. Architectures differ here (norms that
+  upcast, fused projections, activation functions written in Python, peft's fp32 copies of
+  adapter inputs, DoRA's norms...), so instead of a table per architecture the backbone is run
+  on fake tensors with one and with two layers, at two token counts. Bytes are linear in
+  tokens (flash-style attention has no s^2 term), so four small runs give every coefficient.
+
+The LM head and the loss are generic code and stay formulas (`analytic.py`).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .build import meta_model, num_layers
+from .setup import Setup
+
+_PROBE_ROWS, _PROBE_SEQ = 2, 16  # probe token counts: 2 x 16 and 2 x 32
+
+
+@dataclass(frozen=True)
+class Line:
+    """Bytes as `const + per_token * tokens`."""
+
+    const: float
+    per_token: float
+
+    def at(self, tokens: int) -> float:
+        return self.const + self.per_token * tokens
+
+    @staticmethod
+    def fit(n1: int, y1: float, n2: int, y2: float) -> Line:
+        slope = (y2 - y1) / (n2 - n1)
+        return Line(y1 - slope * n1, slope)
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One parameter (or buffer) of the model being trained."""
+
+    name: str
+    numel: int
+    dtype: str
+    shape: tuple[int, ...]
+    trainable: bool
+    nbytes: int
+    adapter: bool = False
+    """Added by peft (adapters, prompt encoders, modules_to_save copies)."""
+    param: bool = True
+    """A parameter (a buffer otherwise)."""
+
+
+@dataclass
+class Profile:
+    """The per-model facts the instant estimate composes (see the module docstring)."""
+
+    tensors: list[Tensor] = field(default_factory=list)
+    layers: int = 0
+    layer_retained: Line = Line(0, 0)
+    """Activation bytes one more layer keeps until its backward."""
+    end_forward: Line = Line(0, 0)
+    """Activation bytes alive after a one-layer backbone's forward (embeddings, norms, output)."""
+    forward_peak: Line = Line(0, 0)
+    backward_peak: Line = Line(0, 0)
+    """Peaks of a one-layer backbone's forward and backward (one layer's gradients at a time)."""
+    hidden: int = 0
+    vocab: int = 0
+    head_trains: bool = False
+    head_dtype: str = "float32"
+    tied: bool = False
+    """The head shares its weight with the input embedding."""
+    frozen_below: int = 0
+    """Layers under the first one that trains: they keep nothing for backward."""
+    notes: list[str] = field(default_factory=list)
+
+
+_CACHE: dict[Any, Profile] = {}
+_LOCK = threading.Lock()
+
+
+def profile(setup: Setup) -> Profile:
+    """The Profile of `setup`, cached by everything but batch size and sequence length."""
+    key = setup.key
+    with _LOCK:
+        if key not in _CACHE:
+            if len(_CACHE) > 64:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = _build(setup)
+        return _CACHE[key]
+
+
+def _build(setup: Setup) -> Profile:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        total_layers = num_layers(setup.config)
+        probe_setup, adapted, lowest = _probe_setup(setup, total_layers)
+        prof = Profile(layers=total_layers, frozen_below=lowest)
+        one, two = meta_model(probe_setup, num_layers=1), meta_model(probe_setup, num_layers=2)
+        prof.tensors = _inventory(setup, one, two, adapted)
+        _head_facts(prof, one)
+        extra = setup.virtual_tokens
+        n1, n2 = _PROBE_ROWS * (_PROBE_SEQ + extra), _PROBE_ROWS * (2 * _PROBE_SEQ + extra)
+        runs = {(n_layers, rows * (seq + extra)): _run(setup, model, rows, seq)
+                for n_layers, model in ((1, one), (2, two))
+                for rows, seq in ((_PROBE_ROWS, _PROBE_SEQ), (_PROBE_ROWS, 2 * _PROBE_SEQ))}
+
+    def line(n_layers: int, what: int) -> Line:
+        return Line.fit(n1, runs[(n_layers, n1)][what], n2, runs[(n_layers, n2)][what])
+
+    ends = [line(1, 0), line(2, 0)]
+    prof.end_forward = ends[0]
+    prof.layer_retained = Line(ends[1].const - ends[0].const, ends[1].per_token - ends[0].per_token)
+    prof.forward_peak, prof.backward_peak = line(1, 1), line(1, 2)
+    return prof
+
+
+def _probe_setup(setup: Setup, total_layers: int) -> tuple[Setup, int, int]:
+    """(the setup the one- and two-layer probes run, layers that carry adapters, layers below
+    the first one that trains). The probes adapt every layer the way the plan adapts its top
+    adapted layer: a plan that picks layers (layers_to_transform, a per-layer regex) becomes
+    role patterns with that layer's ranks and alphas."""
+    plan = setup.plan
+    if plan is None or not plan.method_spec.targets_modules:
+        return setup, total_layers, 0
+    from peft.utils.other import get_pattern_key
+
+    from ..adapt import check
+    from ..modelmap import _layer_indices
+    from .build import _base
+
+    checked = check(plan.replace(quantization=None, quant_options={}), _base(setup.model_class, setup.config,
+                                                                               setup.dtype))
+    top: dict[str, tuple[int, str]] = {}
+    for path in checked.targets:
+        group = checked.model_map.group_of(path)
+        template = group.template if group is not None else path
+        index = _layer_indices([path])[0]
+        if template not in top or (index or -1) > top[template][0]:
+            top[template] = (index if index is not None else -1, path)
+    config = checked.config
+    ranks, alphas = {}, {}
+    for template, (_, path) in top.items():
+        if getattr(config, "rank_pattern", None):
+            ranks[template] = config.rank_pattern.get(get_pattern_key(config.rank_pattern, path), config.r)
+        if getattr(config, "alpha_pattern", None):
+            alphas[template] = config.alpha_pattern.get(get_pattern_key(config.alpha_pattern, path), config.lora_alpha)
+    options = {k: v for k, v in plan.options.items() if k not in ("layers_to_transform", "layers_pattern",
+                                                                    "exclude_modules")}
+    from ..modelmap import role_pattern
+
+    regex = "|".join(f"(?:{role_pattern(t)})" for t in top)
+    probe_plan = plan.replace(options=options, target_modules=regex, ranks=ranks, alphas=alphas)
+    indices = [i for i in _layer_indices(checked.targets) if i is not None]
+    adapted = len(set(indices)) or total_layers
+    lowest = min(indices) if indices and not setup.gradient_checkpointing else 0
+    return setup.replace(plan=probe_plan), adapted, lowest
+
+
+# ---- the probe runs ----------------------------------------------------------------------
+
+
+def _run(setup: Setup, model: Any, rows: int, seq: int) -> tuple[int, int, int]:
+    """(activation bytes after forward, forward peak, backward peak) of the backbone of `model`
+    on `rows` x `seq` tokens, parameters and accumulated gradients not counted."""
+    import copy
+
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.distributed._tools.mem_tracker import _MemRefType
+
+    from .trace import PeakTracker, cuda_like, one_sequence_per_row, to_fake
+
+    model = copy.deepcopy(model)
+    backbone = _backbone(model)
+    fake = FakeTensorMode()
+    to_fake(model, fake)
+    tracker = PeakTracker(exclude=(_MemRefType.PARAM, _MemRefType.BUFFER, _MemRefType.GRAD, _MemRefType.OPT))
+    tracker.track_external(model)
+    for p in model.parameters():  # the estimate adds gradients by formula: drop each when made
+        if p.requires_grad:
+            p.register_post_accumulate_grad_hook(_drop_grad)
+    autocast = getattr(torch, setup.autocast) if setup.autocast else None
+    seq += setup.virtual_tokens
+    with fake, tracker, one_sequence_per_row():
+        ids = torch.zeros((rows, seq), dtype=torch.long)
+        with cuda_like(autocast):
+            tracker.start_phase()
+            hidden = _last_hidden(backbone(input_ids=ids, use_cache=False))
+            forward_peak, end = tracker.phase_peak, tracker.counted
+            weights = torch.empty(hidden.shape[-1], dtype=hidden.dtype)
+            loss = (hidden * weights).sum()  # a stand-in head: the real one is a formula
+        del hidden
+        tracker.start_phase()
+        loss.backward()
+        backward_peak = tracker.phase_peak
+    return end, forward_peak, backward_peak
+
+
+def _drop_grad(p: Any) -> None:
+    p.grad = None
+
+
+def _backbone(model: Any) -> Any:
+    """The module that maps input ids to the last hidden states (under peft's wrappers)."""
+    from .build import _is_causal_lm
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(model, "peft_config", None) and _is_prompt_learning(model):
+        base.enable_input_require_grads()  # virtual tokens train: gradient flows from the input
+    inner = getattr(base, "base_model", base)
+    if inner is base and not _is_causal_lm(base):
+        return base
+    return inner
+
+
+def _is_prompt_learning(model: Any) -> bool:
+    config = model.peft_config.get(getattr(model, "active_adapter", "default"))
+    return bool(getattr(config, "is_prompt_learning", False))
+
+
+def _last_hidden(output: Any) -> torch.Tensor:
+    if hasattr(output, "last_hidden_state") and output.last_hidden_state is not None:
+        return output.last_hidden_state
+    return output[0]
+
+
+# ---- inventory ---------------------------------------------------------------------------
+
+
+def _inventory(setup: Setup, one: Any, two: Any, adapted_layers: int) -> list[Tensor]:
+    """Every tensor of the trained model: base tensors from the whole base on meta; peft's
+    additions from the one-layer model plus the second layer's share of the two-layer one
+    for each further adapted layer."""
+    base = _base_tensors(setup)
+    if setup.full:
+        return [_trainable(t) if t.param else t for t in base]
+    first, second = _added(one), _added(two)
+    per_layer = [t for name, t in second.items() if name not in first]
+    out = _frozen(base, _trained_base(one))
+    out.extend(first.values())
+    extra = max(adapted_layers - 1, 0)
+    out.extend(Tensor(t.name, t.numel * extra, t.dtype, t.shape, t.trainable, t.nbytes * extra, adapter=True)
+               for t in per_layer)
+    return out
+
+
+def _trainable(t: Tensor) -> Tensor:
+    return Tensor(t.name, t.numel, t.dtype, t.shape, True, t.nbytes, param=t.param)
+
+
+def _frozen(tensors: list[Tensor], trained: set[str]) -> list[Tensor]:
+    """Base tensors under a peft plan: frozen, but for the ones peft trains in place (biases)."""
+    return [Tensor(t.name, t.numel, t.dtype, t.shape, t.param and _suffix_in(t.name, trained), t.nbytes, param=t.param)
+            for t in tensors]
+
+
+def _suffix_in(name: str, trained: set[str]) -> bool:
+    plain = re.sub(r"\.\d+\.", ".*.", name)
+    return plain in trained
+
+
+def _trained_base(model: Any) -> set[str]:
+    """Base parameters (by path with layer index as *) that peft leaves trainable."""
+    out = set()
+    for name, p in model.named_parameters():
+        if p.requires_grad and not _is_added(name):
+            out.add(re.sub(r"\.\d+\.", ".*.", _base_name(name)))
+    return out
+
+
+_ADDED = re.compile(r"(lora_|ia3_|hada_|lokr_|oft_|boft_|vera_|fourierft|hra_|bone_|prompt_encoder|prefix|"
+                    r"modules_to_save|trainable_tokens|ln_tuning_layers|adaption_|lambda|magnitude)")
+
+
+def _is_added(name: str) -> bool:
+    return bool(_ADDED.search(name))
+
+
+def _base_name(name: str) -> str:
+    name = re.sub(r"^base_model\.model\.", "", name)
+    return name.replace(".base_layer.", ".")
+
+
+def _added(model: Any) -> dict[str, Tensor]:
+    """peft's additions to `model`, by name."""
+    out = {}
+    seen: set[int] = set()
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if not _is_added(name) or id(p) in seen:
+            continue
+        seen.add(id(p))
+        dtype = str(p.dtype).replace("torch.", "")
+        out[name] = Tensor(name, p.numel(), dtype, tuple(p.shape), p.requires_grad, p.numel() * p.element_size(),
+                           adapter=True)
+    return out
+
+
+def _base_tensors(setup: Setup) -> list[Tensor]:
+    return list(_base_tensors_cached(setup.key[0], setup.model_class, setup.dtype, setup.quantization,
+                                     setup.double_quant, _ConfigRef(setup.config)))
+
+
+class _ConfigRef:
+    """Carries a config into an lru_cache without taking part in its key."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ConfigRef)
+
+
+@functools.lru_cache(maxsize=16)
+def _base_tensors_cached(config_json: str, model_class: str | None, dtype: str, quantization: str,
+                         double_quant: bool, ref: _ConfigRef) -> tuple[Tensor, ...]:
+    """The base model's parameters and buffers on meta; linear weights inside the stack are
+    packed when the base is quantized (bitsandbytes leaves the LM head alone)."""
+    import torch.nn as nn
+
+    from .build import _base
+    from .states import packed_bytes
+
+    model = _base(model_class, ref.config, dtype)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    packed = {id(m.weight) for m in model.modules()
+              if type(m) is nn.Linear and m is not head} if quantization != "none" else set()
+    out = []
+    seen: set[int] = set()
+    for name, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers()]:
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        dtype_name = str(t.dtype).replace("torch.", "")
+        nbytes = t.numel() * t.element_size()
+        if id(t) in packed:
+            nbytes = packed_bytes(t.numel(), quantization, double_quant, rows=t.shape[0])
+            dtype_name = "nf4" if quantization == "4bit" else "int8"
+        out.append(Tensor(name, t.numel(), dtype_name, tuple(t.shape), False, nbytes,
+                          param=isinstance(t, nn.Parameter)))
+    return tuple(out)
+
+
+def _head_facts(prof: Profile, model: Any) -> None:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    if head is None:
+        return
+    weight = head.weight
+    prof.vocab, prof.hidden = int(weight.shape[0]), int(weight.shape[1])
+    prof.head_trains = bool(weight.requires_grad)
+    prof.head_dtype = str(weight.dtype).replace("torch.", "")
+    embedding = base.get_input_embeddings() if hasattr(base, "get_input_embeddings") else None
+    prof.tied = embedding is not None and getattr(embedding, "weight", None) is weight

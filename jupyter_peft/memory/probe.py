@@ -176,38 +176,39 @@ def _probe_setup(setup: Setup, total_layers: int) -> tuple[Setup, int, int]:
 
 def _run(setup: Setup, model: Any, rows: int, seq: int) -> tuple[int, int, int]:
     """(activation bytes after forward, forward peak, backward peak) of the backbone of `model`
-    on `rows` x `seq` tokens, parameters and accumulated gradients not counted."""
+    on `rows` x `seq` tokens; parameters and accumulated gradients are not counted."""
     import copy
 
     from torch._subclasses.fake_tensor import FakeTensorMode
-    from torch.distributed._tools.mem_tracker import _MemRefType
 
-    from .trace import PeakTracker, cuda_like, one_sequence_per_row, to_fake
+    from .trace import ByteCounter, cuda_like, one_sequence_per_row, to_fake
 
     model = copy.deepcopy(model)
     backbone = _backbone(model)
     fake = FakeTensorMode()
     to_fake(model, fake)
-    tracker = PeakTracker(exclude=(_MemRefType.PARAM, _MemRefType.BUFFER, _MemRefType.GRAD, _MemRefType.OPT))
-    tracker.track_external(model)
     for p in model.parameters():  # the estimate adds gradients by formula: drop each when made
         if p.requires_grad:
             p.register_post_accumulate_grad_hook(_drop_grad)
     autocast = getattr(torch, setup.autocast) if setup.autocast else None
-    seq += setup.virtual_tokens
-    with fake, tracker, one_sequence_per_row():
-        ids = torch.zeros((rows, seq), dtype=torch.long)
-        with cuda_like(autocast):
-            tracker.start_phase()
-            hidden = _last_hidden(backbone(input_ids=ids, use_cache=False))
-            forward_peak, end = tracker.phase_peak, tracker.counted
-            weights = torch.empty(hidden.shape[-1], dtype=hidden.dtype)
-            loss = (hidden * weights).sum()  # a stand-in head: the real one is a formula
-        del hidden
-        tracker.start_phase()
-        loss.backward()
-        backward_peak = tracker.phase_peak
-    return end, forward_peak, backward_peak
+    with fake, one_sequence_per_row():
+        ids = torch.zeros((rows, seq + setup.virtual_tokens), dtype=torch.long)
+        weights = torch.empty(_hidden_size(backbone), dtype=getattr(torch, setup.dtype))
+        with ByteCounter() as counter:
+            counter.ignore([ids, weights, *model.parameters(), *model.buffers()])
+            with cuda_like(autocast):
+                hidden = _last_hidden(backbone(input_ids=ids, use_cache=False))
+                forward_peak, end = counter.phase_peak, counter.current
+                loss = (hidden * weights).sum()  # a stand-in head: the real one is a formula
+            del hidden
+            counter.start_phase()
+            loss.backward()
+    return end, forward_peak, counter.phase_peak
+
+
+def _hidden_size(backbone: Any) -> int:
+    embedding = backbone.get_input_embeddings()
+    return int(embedding.weight.shape[-1])
 
 
 def _drop_grad(p: Any) -> None:

@@ -143,7 +143,7 @@ def _chunked_head(setup: Setup, prof: Profile, compute: int, hidden_bytes: int) 
     if compute != hidden_bytes:  # the hidden chunk and a weight slice cast to the compute dtype
         copies = min(scored, _TILE_TOKENS) * prof.hidden * compute
     if compute != DTYPE_BYTES.get(prof.head_dtype, 4):
-        copies += _TILE_VOCAB * prof.hidden * compute
+        copies += min(prof.vocab, _TILE_VOCAB) * prof.hidden * compute
     hidden_copy = scored * prof.hidden * hidden_bytes
     per_token = scored * 4 * 8  # running statistics, outputs and masks
     weight_grad = prof.vocab * prof.hidden * 4 if prof.head_trains else 0

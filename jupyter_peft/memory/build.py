@@ -42,6 +42,11 @@ def meta_model(setup: Setup, num_layers: int | None = None) -> Any:
     if setup.quantization != "none":
         model.is_loaded_in_4bit = setup.quantization == "4bit"  # what TRL and peft read
     peft_model = _apply(setup.plan, model)
+    for module in peft_model.modules():
+        if getattr(module, "module_dropout", None) is not None:
+            # LoHa/LoKr draw `torch.rand(1) > module_dropout` in training, which fake tensors
+            # cannot answer; in eval mode they always apply the adapter, the same memory
+            module.train(False)
     if setup.quantization != "none":
         _pack_frozen_linears(peft_model, setup)
         for p in peft_model.parameters():  # TRL keeps QLoRA adapters in bf16
@@ -87,13 +92,14 @@ def _class_for(model_class: str | None, model_type: str) -> Any:
     return None
 
 
-def _base(model_class: str | None, config: Any, dtype: str) -> Any:
+def _base(model_class: str | None, config: Any, dtype: str, device: str = "meta") -> Any:
+    """The transformers model for `config`, built on `device` (random weights off meta)."""
     import transformers
 
     cls = _class_for(model_class, config.model_type)
     config = copy.deepcopy(config)
-    config._attn_implementation = "sdpa"  # routed to a fused kernel by trace.CudaLike
-    with torch.device("meta"):
+    config._attn_implementation = "sdpa"  # on fake tensors, routed to a fused kernel by trace.CudaLike
+    with torch.device(device):
         if cls is not None:
             model = cls._from_config(config, dtype=getattr(torch, dtype))
         else:
@@ -106,13 +112,26 @@ def _is_causal_lm(model: Any) -> bool:
     return name.endswith(("ForCausalLM", "LMHeadModel")) and hasattr(model, "get_output_embeddings")
 
 
+def unquantized(plan: Any) -> Any:
+    """The plan for an unquantized base (qlora -> lora): the meta base is not quantized, the
+    packing happens after peft has wrapped it."""
+    if plan.effective_quantization == "none":
+        return plan
+    from ..plan import Plan
+
+    data = {k: v for k, v in plan.to_dict().items() if not k.startswith(("bnb_", "llm_int8_"))}
+    data.update(method="lora" if plan.method == "qlora" else plan.method)
+    data.pop("quantization", None)
+    return Plan.from_dict(data)
+
+
 def _apply(plan: Any, model: Any) -> Any:
     """peft's model for `plan`, checked by jp's own `check` (same targets as `jp.apply`)."""
     from peft import get_peft_model
 
     from ..adapt import check
 
-    checked = check(plan.replace(quantization=None, quant_options={}) if plan.quantization else plan, model)
+    checked = check(unquantized(plan), model)
     with torch.device("meta"):
         return get_peft_model(model, checked.config, low_cpu_mem_usage=True)
 

@@ -135,16 +135,16 @@ def _probe_setup(setup: Setup, total_layers: int) -> tuple[Setup, int, int]:
     adapted layer: a plan that picks layers (layers_to_transform, a per-layer regex) becomes
     role patterns with that layer's ranks and alphas."""
     plan = setup.plan
-    if plan is None or not plan.method_spec.targets_modules:
+    if plan is None or not plan.method_spec.targets_modules or _uniform(plan):
         return setup, total_layers, 0
     from peft.utils.other import get_pattern_key
 
     from ..adapt import check
     from ..modelmap import _layer_indices
-    from .build import _base
+    from .build import _base, unquantized
 
-    checked = check(plan.replace(quantization=None, quant_options={}), _base(setup.model_class, setup.config,
-                                                                               setup.dtype))
+    plan = unquantized(plan)
+    checked = check(plan, _base(setup.model_class, setup.config, setup.dtype))
     top: dict[str, tuple[int, str]] = {}
     for path in checked.targets:
         group = checked.model_map.group_of(path)
@@ -169,6 +169,16 @@ def _probe_setup(setup: Setup, total_layers: int) -> tuple[Setup, int, int]:
     adapted = len(set(indices)) or total_layers
     lowest = min(indices) if indices and not setup.gradient_checkpointing else 0
     return setup.replace(plan=probe_plan), adapted, lowest
+
+
+def _uniform(plan: Any) -> bool:
+    """Whether the plan adapts every layer alike (names or all-linear, no layer picks)."""
+    targets = plan.target_modules
+    if isinstance(targets, str) and targets.lower() != "all-linear":
+        return False  # a regex over full paths may pick layers
+    if any(k in plan.options for k in ("layers_to_transform", "layers_pattern", "exclude_modules")):
+        return False
+    return not any(re.search(r"\d", key) for key in [*plan.ranks, *plan.alphas])
 
 
 # ---- the probe runs ----------------------------------------------------------------------

@@ -97,14 +97,16 @@ def _moments(setup: Setup, prof: Profile, states: dict[str, float]) -> dict[str,
     forward = prof.forward_peak.at(tokens) + (keeping - 1) * per_layer
     head = _head(setup, prof)
     layer_grads, head_grad = states["layer_grads"], states["head_grad"]
-    # going down: l layers still hold activations, (keeping - 1 - l) have made their gradients
-    down = prof.backward_peak.at(tokens) + head_grad + layer_grads + (keeping - 1) * max(per_layer, layer_grads)
+    # Going down the stack: below the layer in backward l layers still hold activations, above
+    # it (keeping - 1 - l) hold weight gradients, the worst l being the top or the bottom; the
+    # probe's backward peak has the layer's own gradients made as its activations go
+    down = prof.backward_peak.at(tokens) + head_grad + (keeping - 1) * max(per_layer, layer_grads)
     moments = {
         "forward": {"activations": min(forward, held), "temporaries": max(forward - held, 0)},
         "head": {"activations": held, "logits and loss": head["forward"]},
         "loss backward": {"activations": held, "logits and loss": head["kept"] + head["backward"]},
-        "backward": {"activations": min(down - head_grad, held), "gradients": head_grad + layer_grads,
-                     "temporaries": max(down - head_grad - layer_grads - held, 0)},
+        "backward": {"activations": min(down - head_grad, held), "gradients": head_grad,
+                     "temporaries": max(down - head_grad - held, 0)},
         "end of backward": {"gradients": states["grads"], "temporaries": states["embedding_temp"]},
         "optimizer step": {"gradients": states["grads"], "temporaries": states["step_temp"]},
     }

@@ -103,7 +103,9 @@ def _base(model_class: str | None, config: Any, dtype: str, device: str = "meta"
         if cls is not None:
             model = cls._from_config(config, dtype=getattr(torch, dtype))
         else:
-            model = transformers.AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+            auto = (transformers.AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False)
+                    else transformers.AutoModelForCausalLM)
+            model = auto.from_config(config, dtype=getattr(torch, dtype))
     return model.train()
 
 

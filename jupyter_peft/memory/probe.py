@@ -48,6 +48,29 @@ class Line:
 
 
 @dataclass(frozen=True)
+class Curve:
+    """A peak over a phase as a function of tokens: the largest of the lines `const + slope *
+    tokens` that each moment of the phase follows (the probe runs the same ops at two token
+    counts, moment by moment). Small batches peak where weight-sized buffers are, large ones
+    where activations are; one line could not say both."""
+
+    lines: tuple[Line, ...]
+
+    def at(self, tokens: int) -> float:
+        return max(line.at(tokens) for line in self.lines)
+
+    @staticmethod
+    def fit(n1: int, ys1: list[int], n2: int, ys2: list[int]) -> Curve:
+        if len(ys1) != len(ys2):  # the two runs took different paths: keep their peaks only
+            return Curve((Line.fit(n1, max(ys1), n2, max(ys2)),))
+        lines = {Line.fit(n1, a, n2, b) for a, b in zip(ys1, ys2)}
+        # keep the upper envelope: a line below another everywhere (n >= 0) never peaks
+        front = [ln for ln in lines if not any(o != ln and o.const >= ln.const and o.per_token >= ln.per_token
+                                               for o in lines)]
+        return Curve(tuple(sorted(front, key=lambda ln: ln.per_token)))
+
+
+@dataclass(frozen=True)
 class Tensor:
     """One parameter (or buffer) of the model being trained."""
 
@@ -73,8 +96,8 @@ class Profile:
     """Activation bytes one more layer keeps until its backward."""
     end_forward: Line = Line(0, 0)
     """Activation bytes alive after a one-layer backbone's forward (embeddings, norms, output)."""
-    forward_peak: Line = Line(0, 0)
-    backward_peak: Line = Line(0, 0)
+    forward_peak: Curve = Curve((Line(0, 0),))
+    backward_peak: Curve = Curve((Line(0, 0),))
     """Peaks of a one-layer backbone's forward and backward (one layer's gradients at a time)."""
     hidden: int = 0
     vocab: int = 0
@@ -119,13 +142,16 @@ def _build(setup: Setup) -> Profile:
                 for n_layers, model in ((1, one), (2, two))
                 for rows, seq in ((_PROBE_ROWS, _PROBE_SEQ), (_PROBE_ROWS, 2 * _PROBE_SEQ))}
 
-    def line(n_layers: int, what: int) -> Line:
-        return Line.fit(n1, runs[(n_layers, n1)][what], n2, runs[(n_layers, n2)][what])
+    def end(n_layers: int) -> Line:
+        return Line.fit(n1, runs[(n_layers, n1)][0], n2, runs[(n_layers, n2)][0])
 
-    ends = [line(1, 0), line(2, 0)]
+    def curve(what: int) -> Curve:
+        return Curve.fit(n1, runs[(1, n1)][what], n2, runs[(1, n2)][what])
+
+    ends = [end(1), end(2)]
     prof.end_forward = ends[0]
     prof.layer_retained = Line(ends[1].const - ends[0].const, ends[1].per_token - ends[0].per_token)
-    prof.forward_peak, prof.backward_peak = line(1, 1), line(1, 2)
+    prof.forward_peak, prof.backward_peak = curve(1), curve(2)
     return prof
 
 
@@ -184,9 +210,9 @@ def _uniform(plan: Any) -> bool:
 # ---- the probe runs ----------------------------------------------------------------------
 
 
-def _run(setup: Setup, model: Any, rows: int, seq: int) -> tuple[int, int, int]:
-    """(activation bytes after forward, forward peak, backward peak) of the backbone of `model`
-    on `rows` x `seq` tokens; parameters and accumulated gradients are not counted."""
+def _run(setup: Setup, model: Any, rows: int, seq: int) -> tuple[int, list[int], list[int]]:
+    """(activation bytes after forward, the forward's and the backward's timelines) of the
+    backbone of `model` on `rows` x `seq` tokens; parameters are not counted."""
     import copy
 
     from torch._subclasses.fake_tensor import FakeTensorMode
@@ -197,41 +223,55 @@ def _run(setup: Setup, model: Any, rows: int, seq: int) -> tuple[int, int, int]:
     backbone = _backbone(model)
     fake = FakeTensorMode()
     to_fake(model, fake)
-    for p in model.parameters():  # the estimate adds gradients by formula: drop each when made
-        if p.requires_grad:
-            p.register_post_accumulate_grad_hook(_drop_grad)
+    embedded: list[Any] = []
+    hook = _input_embeddings(model).register_forward_hook(lambda m, i, out: embedded.append(out))
     autocast = getattr(torch, setup.autocast) if setup.autocast else None
     with fake, one_sequence_per_row():
         ids = torch.zeros((rows, seq + setup.virtual_tokens), dtype=torch.long)
-        weights = torch.empty(_hidden_size(backbone), dtype=getattr(torch, setup.dtype))
+        weights = torch.empty(_hidden_size(model), dtype=getattr(torch, setup.dtype))
         with ByteCounter() as counter:
             counter.ignore([ids, weights, *model.parameters(), *model.buffers()])
+            counter.start_phase()
             with cuda_like(autocast):
                 hidden = _last_hidden(backbone(input_ids=ids, use_cache=False))
-                forward_peak, end = counter.phase_peak, counter.current
+                forward, end = counter.timeline, counter.current
                 loss = (hidden * weights).sum()  # a stand-in head: the real one is a formula
             del hidden
             counter.start_phase()
-            loss.backward()
-    return end, forward_peak, counter.phase_peak
+            # The layer's own weight gradients appear as its activations go, so they are part
+            # of its backward; the embedding's (made last, when activations are gone) is not
+            flows = [e for e in embedded[:1] if e.requires_grad]
+            table = _input_embeddings(model).weight
+            trained = [p for p in model.parameters() if p.requires_grad and p is not table]
+            torch.autograd.backward(loss, inputs=[*flows, *trained] if flows else None)
+    hook.remove()
+    return end, forward, counter.timeline
 
 
-def _hidden_size(backbone: Any) -> int:
-    embedding = backbone.get_input_embeddings()
-    return int(embedding.weight.shape[-1])
+def _input_embeddings(model: Any) -> Any:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_input_embeddings()
 
 
-def _drop_grad(p: Any) -> None:
-    p.grad = None
+def _hidden_size(model: Any) -> int:
+    return int(_input_embeddings(model).weight.shape[-1])
 
 
 def _backbone(model: Any) -> Any:
-    """The module that maps input ids to the last hidden states (under peft's wrappers)."""
+    """A function from input ids to the last hidden states (the model minus its LM head)."""
     from .build import _is_causal_lm
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if getattr(model, "peft_config", None) and _is_prompt_learning(model):
         base.enable_input_require_grads()  # virtual tokens train: gradient flows from the input
+    if getattr(base.config, "is_encoder_decoder", False):
+        encoder, decoder = base.get_encoder(), base.get_decoder()
+
+        def run(input_ids: Any, **kw: Any) -> Any:  # targets as long as the inputs (an upper bound)
+            memory = _last_hidden(encoder(input_ids=input_ids))
+            return decoder(input_ids=input_ids, encoder_hidden_states=memory, **kw)
+
+        return run
     inner = getattr(base, "base_model", base)
     if inner is base and not _is_causal_lm(base):
         return base

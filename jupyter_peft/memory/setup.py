@@ -63,8 +63,9 @@ class Setup:
 
     @property
     def virtual_tokens(self) -> int:
-        """Prompt-learning tokens prepended to every sequence (prompt tuning, p-tuning...)."""
-        if self.plan is None or not self.plan.method_spec.is_prompt_learning:
+        """Prompt-learning tokens prepended to every sequence (prompt tuning, p-tuning; prefix
+        tuning adds keys and values to attention instead, no tokens)."""
+        if self.plan is None or not self.plan.method_spec.is_prompt_learning or self.plan.method == "prefix_tuning":
             return 0
         return int(self.plan.options.get("num_virtual_tokens", self.plan.method_spec.options["num_virtual_tokens"].default))
 
@@ -116,7 +117,7 @@ def resolve(model_or_config: Any, plan: Any = None, **options: Any) -> Setup:
         autocast=autocast,
         gradient_checkpointing=bool(pick["gradient_checkpointing"]),
         optimizer=_optimizer(pick["optimizer"] or "adamw_torch_fused"),
-        loss=_choice(pick["loss"] or "chunked", LOSSES, "loss"),
+        loss=_loss(pick["loss"], config),
         trainer=str(train.get("trainer", "sft")),
         quantization=_choice(str(quant), ("none", "4bit", "8bit"), "quantization"),
         double_quant=bool(pick["double_quant"] if pick["double_quant"] is not None else _double_quant(plan, facts)),
@@ -270,6 +271,13 @@ def _choice(value: Any, choices: tuple[str, ...], key: str) -> str:
     if value not in choices:
         raise unknown(key, value, choices, key=key)
     return str(value)
+
+
+def _loss(value: Any, config: Any) -> str:
+    """TRL's chunked head is for causal LMs; encoder-decoder models compute their own loss."""
+    if getattr(config, "is_encoder_decoder", False):
+        return "full"
+    return _choice(value or "chunked", LOSSES, "loss")
 
 
 def _optimizer(name: Any) -> str:

@@ -98,8 +98,6 @@ def _sdpa(q: Any, k: Any, v: Any, attn_mask: Any = None, dropout_p: float = 0.0,
     if torch.is_autocast_enabled("cpu"):
         dtype = torch.get_autocast_dtype("cpu")
         q, k, v = (t.to(dtype) for t in (q, k, v))
-    if k.shape[1] != q.shape[1] and not enable_gqa:
-        raise RuntimeError("key/value heads differ from query heads without enable_gqa")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     out, _ = fused_attention(q, k, v, bool(is_causal), float(scale))
     return out
@@ -210,17 +208,18 @@ def to_fake(model: nn.Module, mode: Any) -> None:
 
 
 class ByteCounter(TorchDispatchMode):
-    """The bytes of storages that ops create inside it, while they live: `current`, `peak`,
-    and a `phase_peak` that `start_phase` resets. Tensors made before it are not counted.
-    Several times cheaper per op than MemTracker, for the probe's many small runs."""
+    """The bytes of storages that ops create inside it, while they live. `timeline` holds the
+    count after every op of the current phase (`start_phase` begins one). Tensors made before
+    it are not counted. Several times cheaper per op than MemTracker, for the probe's runs."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.current = self.peak = self.phase_peak = 0
+        self.current = 0
+        self.timeline: list[int] = []
         self._seen: set[int] = set()
 
     def start_phase(self) -> None:
-        self.phase_peak = self.current
+        self.timeline = [self.current]
 
     def ignore(self, tensors: Any) -> None:
         """Storages made before (parameters, inputs): views of them are not new memory."""
@@ -232,9 +231,7 @@ class ByteCounter(TorchDispatchMode):
         for t in (out if isinstance(out, (tuple, list)) else (out,)):
             if isinstance(t, torch.Tensor):
                 self._count(t.untyped_storage())
-        if self.current > self.phase_peak:
-            self.phase_peak = self.current
-            self.peak = max(self.peak, self.current)
+        self.timeline.append(self.current)
         return out
 
     def _count(self, storage: Any) -> None:

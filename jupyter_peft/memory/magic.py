@@ -72,13 +72,11 @@ def estimate_magic(args: list[str], user_ns: dict[str, Any]) -> Any:
 
 
 def _show_advice(est: Any) -> None:
-    from IPython.display import HTML, display
+    from IPython.display import display
 
-    items = "".join(
-        f"<li>{a['change']}: {a['total_bytes'] / 2**30:.2f} GiB{' (fits)' if a['fits'] else ''}</li>"
-        for a in est.advice()
-    )
-    display(HTML(f"<div class='jp-memory-advice'><b>To fit {est.gpu.name}:</b><ul>{items}</ul></div>"))
+    from .options import Advice
+
+    display(Advice(est.advice(), est.gpu))
 
 
 def _source(name: str, user_ns: dict[str, Any]) -> Any:

@@ -116,15 +116,37 @@ def _label(plan: Any) -> str:
 # ---- advice ------------------------------------------------------------------------------
 
 
+@dataclass
+class Advice:
+    """`advice()`'s entries, shown as a list (text and HTML)."""
+
+    items: list[dict[str, Any]]
+    gpu: Gpu
+
+    def __repr__(self) -> str:
+        lines = [f"To fit {self.gpu.name} ({self.gpu.bytes / GiB:.1f} GiB):"]
+        lines += [f"  - {a['change']}: {a['total_bytes'] / GiB:.2f} GiB{' (fits)' if a['fits'] else ''}"
+                  for a in self.items]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        items = "".join(f"<li>{html.escape(a['change'])}: {a['total_bytes'] / GiB:.2f} GiB"
+                        f"{' <b>fits</b>' if a['fits'] else ''}</li>" for a in self.items)
+        return (f"<div class='jp-memory-advice'><b>To fit {html.escape(self.gpu.name)}</b> "
+                f"({self.gpu.bytes / GiB:.1f} GiB):<ul>{items}</ul></div>")
+
+
 def advice(setup: Setup, gpu: Gpu) -> list[dict[str, Any]]:
     """Changes that make the step fit (or smaller), least disruptive first, each estimated.
     Empty when the step already fits. When no single change is enough, one combined entry."""
-    if total_bytes(setup) <= gpu.bytes:
+    now = total_bytes(setup)
+    if now <= gpu.bytes:
         return []
     out = []
     for text, changed in _changes(setup, gpu):
         total = total_bytes(changed)
-        out.append({"change": text, "total_bytes": total, "fits": total <= gpu.bytes})
+        if total < now:  # e.g. the chunked head's fixed tile can cost more than small logits
+            out.append({"change": text, "total_bytes": total, "fits": total <= gpu.bytes})
     if not any(a["fits"] for a in out):
         out.extend(_combined(setup, gpu))
     return out
@@ -156,18 +178,33 @@ def _changes(setup: Setup, gpu: Gpu) -> list[tuple[str, Setup]]:
 
 
 def _combined(setup: Setup, gpu: Gpu) -> list[dict[str, Any]]:
-    """Everything at once: checkpointing, the chunked head, LoRA on a 4-bit base, then the
-    largest batch that fits (with accumulation to keep the effective batch)."""
-    changed = setup.replace(gradient_checkpointing=True, loss="chunked")
-    steps = ["gradient checkpointing", "chunked LM head"]
-    if changed.full:
-        changed, steps = changed.replace(plan=_lora_plan(None)), [*steps, "LoRA"]
-    if changed.quantization == "none" and changed.plan.method in ("lora", "dora"):
-        changed = changed.replace(plan=_quantized(changed.plan), quantization="4bit", double_quant=True)
-        steps.append("4-bit base (QLoRA)")
+    """The structural changes that help, one on top of the other (checkpointing, the chunked
+    head, LoRA, a 4-bit base), then the largest batch that fits with accumulation."""
+    changed, steps = setup, []
+    for text, step in _structural(gpu):
+        candidate = step(changed)
+        if candidate is not None and total_bytes(candidate) < total_bytes(changed):
+            changed, steps = candidate, [*steps, text]
     fitting = largest_batch(changed, gpu)
     if fitting is not None and fitting < setup.batch_size:
         changed = changed.replace(batch_size=fitting)
         steps.append(f"batch {fitting} x {accumulation(setup.batch_size, fitting)} accumulation steps")
     total = total_bytes(changed)
     return [{"change": "together: " + "; ".join(steps), "total_bytes": total, "fits": total <= gpu.bytes}]
+
+
+def _structural(gpu: Gpu) -> list[tuple[str, Any]]:
+    def lora(s: Setup) -> Setup | None:
+        return s.replace(plan=_lora_plan(None)) if s.full else None
+
+    def qlora(s: Setup) -> Setup | None:
+        if s.full or s.quantization != "none" or s.plan.method not in ("lora", "dora"):
+            return None
+        return s.replace(plan=_quantized(s.plan), quantization="4bit", double_quant=True)
+
+    return [
+        ("gradient checkpointing", lambda s: s.replace(gradient_checkpointing=True)),
+        ("chunked LM head", lambda s: s.replace(loss="chunked")),
+        ("LoRA", lora),
+        ("4-bit base (QLoRA)", qlora),
+    ]

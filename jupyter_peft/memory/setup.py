@@ -111,8 +111,8 @@ def resolve(model_or_config: Any, plan: Any = None, **options: Any) -> Setup:
     setup = Setup(
         config=config,
         plan=plan,
-        batch_size=_positive(pick["batch_size"] or 8, "batch_size"),
-        seq_len=_positive(pick["seq_len"] or 1024, "seq_len"),
+        batch_size=_positive(_default(pick["batch_size"], 8), "batch_size"),  # TRL's defaults
+        seq_len=_positive(_default(pick["seq_len"], 1024), "seq_len"),
         dtype=dtype,
         autocast=autocast,
         gradient_checkpointing=bool(pick["gradient_checkpointing"]),
@@ -259,6 +259,10 @@ def _dtype(value: Any, key: str) -> str:
     if name not in DTYPES:
         raise unknown(key, value, DTYPES, key=key)
     return name
+
+
+def _default(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _positive(value: Any, key: str) -> int:

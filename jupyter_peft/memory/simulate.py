@@ -41,8 +41,9 @@ _KINDS = {"parameter": "weights", "buffer": "weights", "other": "weights", "grad
           "optstate": "optimizer", "activation": "activations", "temp": "temporaries"}
 
 
-def simulate(setup: Setup) -> Simulated:
-    """Run one step of `setup` on fake tensors and return the tracked peak."""
+def simulate(setup: Setup, real: bool = False) -> Simulated:
+    """Run one step of `setup` on fake tensors and return the tracked peak. `real` runs it on
+    real (uninitialised) CPU tensors instead: the same numbers, for small models and tests."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     from .build import meta_model
@@ -52,7 +53,7 @@ def simulate(setup: Setup) -> Simulated:
     start = time.perf_counter()
     model = meta_model(setup)
     reference = reference_model(setup, model)
-    fake = FakeTensorMode()
+    fake: Any = contextlib.nullcontext() if real else FakeTensorMode()
     to_fake(model, fake)
     if reference is not None:
         to_fake(reference, fake)

@@ -31,17 +31,24 @@ from torch.utils._python_dispatch import TorchDispatchMode
 # ---- flash-style attention ---------------------------------------------------------------
 
 
-def _reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float) -> Any:
-    """Attention in plain differentiable ops: (out (b, a, s, d), lse (b, a, s) fp32)."""
-    rep = q.shape[1] // k.shape[1]
-    k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
-    scores = (q.float() @ k.float().transpose(-1, -2)) * scale
+def _scores(q: torch.Tensor, k: torch.Tensor, causal: bool, scale: float) -> torch.Tensor:
+    """Attention scores in at least fp32 (b, a, s, t), keys repeated to the query heads."""
+    work = torch.promote_types(q.dtype, torch.float32)  # the kernels accumulate in fp32
+    k = k.repeat_interleave(q.shape[1] // k.shape[1], 1)
+    scores = (q.to(work) @ k.to(work).transpose(-1, -2)) * scale
     if causal:
         s, t = q.shape[2], k.shape[2]
         future = torch.ones(s, t, dtype=torch.bool, device=q.device).triu(t - s + 1)
         scores = scores.masked_fill(future, float("-inf"))
+    return scores
+
+
+def _reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float) -> Any:
+    """(out (b, a, s, d), lse (b, a, s) fp32) in plain ops."""
+    scores = _scores(q, k, causal, scale)
     lse = scores.logsumexp(-1)
-    return ((scores - lse[..., None]).exp() @ v.float()).to(q.dtype), lse
+    v = v.repeat_interleave(q.shape[1] // v.shape[1], 1)
+    return ((scores - lse[..., None]).exp() @ v.to(scores.dtype)).to(q.dtype), lse.float()
 
 
 @torch.library.custom_op("jupyter_peft::fused_attention", mutates_args=())
@@ -64,12 +71,18 @@ def _(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: fl
 def fused_attention_backward(
     grad: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(dq, dk, dv), recomputing the attention as flash's backward does."""
-    with torch.enable_grad():
-        leaves = [t.detach().requires_grad_() for t in (q, k, v)]
-        out, _ = _reference(*leaves, causal, scale)
-        dq, dk, dv = torch.autograd.grad(out, leaves, grad)
-    return dq, dk, dv
+    """(dq, dk, dv), recomputing the probabilities from q and k as flash's backward does."""
+    scores = _scores(q, k, causal, scale)
+    probs = (scores - scores.logsumexp(-1, keepdim=True)).exp()
+    rep = q.shape[1] // k.shape[1]
+    v_full = v.repeat_interleave(rep, 1).to(probs.dtype)
+    g = grad.to(probs.dtype)
+    d_probs = g @ v_full.transpose(-1, -2)
+    d_scores = probs * (d_probs - (d_probs * probs).sum(-1, keepdim=True)) * scale
+    dq = d_scores @ k.repeat_interleave(rep, 1).to(probs.dtype)
+    dk = (d_scores.transpose(-1, -2) @ q.to(probs.dtype)).unflatten(1, (k.shape[1], rep)).sum(2)
+    dv = (probs.transpose(-1, -2) @ g).unflatten(1, (v.shape[1], rep)).sum(2)
+    return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
 
 
 @fused_attention_backward.register_fake
@@ -182,7 +195,8 @@ def one_sequence_per_row() -> Iterator[None]:
 
 
 def to_fake(model: nn.Module, mode: Any) -> None:
-    """Give every meta parameter and buffer a fake CPU twin of the same shape and dtype."""
+    """Give every meta parameter and buffer a fake CPU twin of the same shape and dtype (made
+    under `mode`, a FakeTensorMode; under a null context they are real, uninitialised)."""
     twins: dict[int, Any] = {}
     with mode:
         for module in model.modules():

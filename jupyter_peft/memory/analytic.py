@@ -46,11 +46,17 @@ def analytic(setup: Setup) -> Composed:
     """Compose the instant estimate for `setup` (see the module docstring)."""
     prof = profile(setup)
     states = _states(setup, prof)
-    moments = _moments(setup, prof, states)
     fixed = {k: states[k] for k in ("weights", "adapters", "optimizer", "reference model") if states.get(k)}
+    if setup.keep_gradients:  # resident all step long, so no phase adds them
+        fixed["gradients"] = states["grads"]
+        states.update(grads=0, layer_grads=0, head_grad=0)
+    moments = _moments(setup, prof, states)
     totals = {name: sum(fixed.values()) + sum(parts.values()) for name, parts in moments.items()}
     phase = max(totals, key=lambda k: totals[k])
-    breakdown = {**fixed, **{k: v for k, v in moments[phase].items() if v > 0}}
+    breakdown = dict(fixed)
+    for k, v in moments[phase].items():
+        if v > 0:
+            breakdown[k] = breakdown.get(k, 0) + v
     return Composed(int(totals[phase]), phase, {k: int(v) for k, v in breakdown.items()},
                     int(states["paged"]), {k: int(v) for k, v in totals.items()})
 
@@ -90,17 +96,17 @@ def _head_bytes(prof: Profile) -> int:
 
 
 def _moments(setup: Setup, prof: Profile, states: dict[str, float]) -> dict[str, dict[str, float]]:
-    tokens = setup.rows * (setup.seq_len + setup.virtual_tokens)
+    rows, seq = setup.rows, setup.seq_len + setup.virtual_tokens
     keeping = max(prof.layers - prof.frozen_below, 1)  # layers that keep activations
-    per_layer = prof.layer_retained.at(tokens)
-    held = prof.end_forward.at(tokens) + (keeping - 1) * per_layer
-    forward = prof.forward_peak.at(tokens) + (keeping - 1) * per_layer
+    per_layer = prof.layer_retained.at(rows, seq)
+    held = prof.end_forward.at(rows, seq) + (keeping - 1) * per_layer
+    forward = prof.forward_peak.at(rows, seq) + (keeping - 1) * per_layer
     head = _head(setup, prof)
     layer_grads, head_grad = states["layer_grads"], states["head_grad"]
     # Going down the stack: below the layer in backward l layers still hold activations, above
     # it (keeping - 1 - l) hold weight gradients, the worst l being the top or the bottom; the
     # probe's backward peak has the layer's own gradients made as its activations go
-    down = prof.backward_peak.at(tokens) + head_grad + (keeping - 1) * max(per_layer, layer_grads)
+    down = prof.backward_peak.at(rows, seq) + head_grad + (keeping - 1) * max(per_layer, layer_grads)
     moments = {
         "forward": {"activations": min(forward, held), "temporaries": max(forward - held, 0)},
         "head": {"activations": held, "logits and loss": head["forward"]},
@@ -123,12 +129,12 @@ def _head(setup: Setup, prof: Profile) -> dict[str, float]:
     if setup.loss == "chunked" or not prof.head_trains:
         # the final hidden states are not kept for backward: the chunked head keeps its own copy,
         # a frozen head needs only its weight to pass the gradient on
-        head["kept"] -= setup.rows * (setup.seq_len + setup.virtual_tokens) * prof.hidden * hidden_bytes
+        head["kept"] -= setup.rows * setup.targets * prof.hidden * hidden_bytes
     return head
 
 
 def _full_head(setup: Setup, prof: Profile, compute: int) -> dict[str, float]:
-    logits = setup.rows * (setup.seq_len + setup.virtual_tokens) * prof.vocab
+    logits = setup.rows * setup.targets * prof.vocab
     upcast = 4 if compute != 4 else 0
     return {
         "forward": logits * (compute + upcast + 4),  # logits, fp32 copy, log-softmax
@@ -139,7 +145,7 @@ def _full_head(setup: Setup, prof: Profile, compute: int) -> dict[str, float]:
 
 def _chunked_head(setup: Setup, prof: Profile, compute: int, hidden_bytes: int) -> dict[str, float]:
     # With Triton TRL scores only labelled positions, elsewhere all of them: count all (the larger)
-    scored = setup.rows * (setup.seq_len + setup.virtual_tokens - 1)
+    scored = setup.rows * (setup.targets - 1)
     tile = min(scored, _TILE_TOKENS) * _TILE_VOCAB * compute
     copies = 0
     if compute != hidden_bytes:  # the hidden chunk and a weight slice cast to the compute dtype

@@ -24,7 +24,7 @@ from .states import packed_bytes
 def meta_model(setup: Setup, num_layers: int | None = None) -> Any:
     """The model of `setup` on meta (see the module docstring); `num_layers` truncates the stack."""
     config = with_layers(setup.config, num_layers) if num_layers is not None else setup.config
-    model = _base(setup.model_class, config, setup.dtype)
+    model = _base(setup.model_class, config, setup.dtype, attention=setup.attention)
     if setup.gradient_checkpointing:
         if not model.supports_gradient_checkpointing:
             raise PlanError(f"{type(model).__name__} does not support gradient checkpointing",
@@ -92,20 +92,25 @@ def _class_for(model_class: str | None, model_type: str) -> Any:
     return None
 
 
-def _base(model_class: str | None, config: Any, dtype: str, device: str = "meta") -> Any:
+def _base(model_class: str | None, config: Any, dtype: str, device: str = "meta", attention: str = "fused") -> Any:
     """The transformers model for `config`, built on `device` (random weights off meta)."""
     import transformers
 
     cls = _class_for(model_class, config.model_type)
+    if cls is None:
+        auto = (transformers.AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False)
+                else transformers.AutoModelForCausalLM)
+        cls = auto._model_mapping[type(config)] if type(config) in auto._model_mapping else None
+        if cls is None:
+            raise PlanError(f"no causal or sequence-to-sequence LM class for {type(config).__name__}; pass the "
+                            "model itself (on meta) instead of its config", key="model_or_config")
     config = copy.deepcopy(config)
-    config._attn_implementation = "sdpa"  # on fake tensors, routed to a fused kernel by trace.CudaLike
+    # sdpa: on fake tensors trace.CudaLike routes it to a fused kernel, as CUDA would run it;
+    # models without SDPA support run eager attention, as transformers would run them
+    fused = attention == "fused" and getattr(cls, "_supports_sdpa", True)
+    config._attn_implementation = "sdpa" if fused else "eager"
     with torch.device(device):
-        if cls is not None:
-            model = cls._from_config(config, dtype=getattr(torch, dtype))
-        else:
-            auto = (transformers.AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False)
-                    else transformers.AutoModelForCausalLM)
-            model = auto.from_config(config, dtype=getattr(torch, dtype))
+        model = cls._from_config(config, dtype=getattr(torch, dtype))
     return model.train()
 
 

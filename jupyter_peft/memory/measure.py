@@ -56,7 +56,7 @@ def measure(setup: Setup, batch: dict[str, Any] | None = None) -> Measured:
             loss = loss_of(setup, model, reference, inputs)
         loss.backward()
         del loss
-        step(optimizer)
+        step(optimizer, setup.keep_gradients)
 
     one_step()
     torch.cuda.synchronize()

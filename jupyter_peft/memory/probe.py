@@ -33,41 +33,58 @@ _PROBE_ROWS, _PROBE_SEQ = 2, 16  # probe token counts: 2 x 16 and 2 x 32
 
 @dataclass(frozen=True)
 class Line:
-    """Bytes as `const + per_token * tokens`."""
+    """Bytes as `const + rows * (per_token * seq + per_pair * seq**2)`: per-row memory grows
+    with the sequence, and with its square where attention scores are materialised (eager
+    attention); what does not grow (weight casts) is the constant."""
 
     const: float
     per_token: float
+    per_pair: float = 0.0
 
-    def at(self, tokens: int) -> float:
-        return self.const + self.per_token * tokens
+    def at(self, rows: int, seq: int) -> float:
+        return self.const + rows * (self.per_token * seq + self.per_pair * seq * seq)
+
+    def __sub__(self, other: Line) -> Line:
+        return Line(self.const - other.const, self.per_token - other.per_token, self.per_pair - other.per_pair)
 
     @staticmethod
-    def fit(n1: int, y1: float, n2: int, y2: float) -> Line:
-        slope = (y2 - y1) / (n2 - n1)
-        return Line(y1 - slope * n1, slope)
+    def fit(rows: int, seqs: tuple[int, ...], ys: tuple[float, ...]) -> Line:
+        """The line through (seq, y) points measured with `rows` rows: two points for a
+        straight line, three for one with a square term."""
+        if len(seqs) == 2:
+            (s1, s2), (y1, y2) = seqs, ys
+            slope = (y2 - y1) / (rows * (s2 - s1))
+            return Line(y1 - rows * slope * s1, slope)
+        (s1, s2, s3), (y1, y2, y3) = seqs, ys
+        # divided differences of y / rows in s: the square term, then the linear one
+        d12, d23 = (y2 - y1) / (rows * (s2 - s1)), (y3 - y2) / (rows * (s3 - s2))
+        square = (d23 - d12) / (s3 - s1)
+        linear = d12 - square * (s1 + s2)
+        return Line(y1 - rows * (linear * s1 + square * s1 * s1), linear, square)
 
 
 @dataclass(frozen=True)
 class Curve:
-    """A peak over a phase as a function of tokens: the largest of the lines `const + slope *
-    tokens` that each moment of the phase follows (the probe runs the same ops at two token
-    counts, moment by moment). Small batches peak where weight-sized buffers are, large ones
-    where activations are; one line could not say both."""
+    """A peak over a phase as a function of the batch: the largest of the lines each moment of
+    the phase follows (the probe runs the same ops at several sequence lengths, moment by
+    moment). Small batches peak where weight-sized buffers are, large ones where activations
+    are; one line could not say both."""
 
     lines: tuple[Line, ...]
 
-    def at(self, tokens: int) -> float:
-        return max(line.at(tokens) for line in self.lines)
+    def at(self, rows: int, seq: int) -> float:
+        return max(line.at(rows, seq) for line in self.lines)
 
     @staticmethod
-    def fit(n1: int, ys1: list[int], n2: int, ys2: list[int]) -> Curve:
-        if len(ys1) != len(ys2):  # the two runs took different paths: keep their peaks only
-            return Curve((Line.fit(n1, max(ys1), n2, max(ys2)),))
-        lines = {Line.fit(n1, a, n2, b) for a, b in zip(ys1, ys2)}
-        # keep the upper envelope: a line below another everywhere (n >= 0) never peaks
-        front = [ln for ln in lines if not any(o != ln and o.const >= ln.const and o.per_token >= ln.per_token
-                                               for o in lines)]
-        return Curve(tuple(sorted(front, key=lambda ln: ln.per_token)))
+    def fit(rows: int, seqs: tuple[int, ...], timelines: tuple[list[int], ...]) -> Curve:
+        if len({len(t) for t in timelines}) != 1:  # the runs took different paths: keep their peaks
+            return Curve((Line.fit(rows, seqs, tuple(max(t) for t in timelines)),))
+        lines = {Line.fit(rows, seqs, ys) for ys in zip(*timelines)}
+        # the upper envelope: a line below another for every batch never peaks
+        front = [ln for ln in lines if not any(
+            o != ln and o.const >= ln.const and o.per_token >= ln.per_token and o.per_pair >= ln.per_pair
+            for o in lines)]
+        return Curve(tuple(sorted(front, key=lambda ln: (ln.per_pair, ln.per_token))))
 
 
 @dataclass(frozen=True)
@@ -136,21 +153,22 @@ def _build(setup: Setup) -> Profile:
         one, two = meta_model(probe_setup, num_layers=1), meta_model(probe_setup, num_layers=2)
         prof.tensors = _inventory(setup, one, two, adapted)
         _head_facts(prof, one)
-        extra = setup.virtual_tokens
-        n1, n2 = _PROBE_ROWS * (_PROBE_SEQ + extra), _PROBE_ROWS * (2 * _PROBE_SEQ + extra)
-        runs = {(n_layers, rows * (seq + extra)): _run(setup, model, rows, seq)
-                for n_layers, model in ((1, one), (2, two))
-                for rows, seq in ((_PROBE_ROWS, _PROBE_SEQ), (_PROBE_ROWS, 2 * _PROBE_SEQ))}
+        # eager attention (a model without SDPA support, or asked for) needs the square term
+        eager = one.config._attn_implementation != "sdpa" if hasattr(one, "config") else False
+        seqs = (_PROBE_SEQ, 2 * _PROBE_SEQ, 4 * _PROBE_SEQ) if eager else (_PROBE_SEQ, 2 * _PROBE_SEQ)
+        runs = {(n_layers, seq): _run(setup, model, _PROBE_ROWS, seq)
+                for n_layers, model in ((1, one), (2, two)) for seq in seqs}
+    extra = setup.virtual_tokens
+    total = tuple(seq + extra for seq in seqs)
 
     def end(n_layers: int) -> Line:
-        return Line.fit(n1, runs[(n_layers, n1)][0], n2, runs[(n_layers, n2)][0])
+        return Line.fit(_PROBE_ROWS, total, tuple(runs[(n_layers, seq)][0] for seq in seqs))
 
     def curve(what: int) -> Curve:
-        return Curve.fit(n1, runs[(1, n1)][what], n2, runs[(1, n2)][what])
+        return Curve.fit(_PROBE_ROWS, total, tuple(runs[(1, seq)][what] for seq in seqs))
 
-    ends = [end(1), end(2)]
-    prof.end_forward = ends[0]
-    prof.layer_retained = Line(ends[1].const - ends[0].const, ends[1].per_token - ends[0].per_token)
+    prof.end_forward = end(1)
+    prof.layer_retained = end(2) - end(1)
     prof.forward_peak, prof.backward_peak = curve(1), curve(2)
     return prof
 
@@ -233,7 +251,8 @@ def _run(setup: Setup, model: Any, rows: int, seq: int) -> tuple[int, list[int],
             counter.ignore([ids, weights, *model.parameters(), *model.buffers()])
             counter.start_phase()
             with cuda_like(autocast):
-                hidden = _last_hidden(backbone(input_ids=ids, use_cache=False))
+                extra = {"targets": max(round(seq * setup.targets / setup.seq_len), 1)} if _seq2seq(model) else {}
+                hidden = _last_hidden(backbone(input_ids=ids, use_cache=False, **extra))
                 forward, end = counter.timeline, counter.current
                 loss = (hidden * weights).sum()  # a stand-in head: the real one is a formula
             del hidden
@@ -267,15 +286,20 @@ def _backbone(model: Any) -> Any:
     if getattr(base.config, "is_encoder_decoder", False):
         encoder, decoder = base.get_encoder(), base.get_decoder()
 
-        def run(input_ids: Any, **kw: Any) -> Any:  # targets as long as the inputs (an upper bound)
+        def run(input_ids: Any, targets: int, **kw: Any) -> Any:
             memory = _last_hidden(encoder(input_ids=input_ids))
-            return decoder(input_ids=input_ids, encoder_hidden_states=memory, **kw)
+            return decoder(input_ids=input_ids[:, :1].expand(-1, targets), encoder_hidden_states=memory, **kw)
 
         return run
     inner = getattr(base, "base_model", base)
     if inner is base and not _is_causal_lm(base):
         return base
     return inner
+
+
+def _seq2seq(model: Any) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return bool(getattr(base.config, "is_encoder_decoder", False))
 
 
 def _is_prompt_learning(model: Any) -> bool:

@@ -51,6 +51,20 @@ class Setup:
     double_quant: bool = False
     model_class: str | None = None
     """The transformers class to build on meta (from the model or config.architectures)."""
+    target_len: int | None = None
+    """Encoder-decoder models: label tokens per row (default: seq_len)."""
+    attention: str = "fused"
+    """fused: flash / memory-efficient kernels (no s x s scores); eager: scores materialised."""
+    keep_gradients: bool = False
+    """Gradients stay allocated between steps (zero_grad(set_to_none=False), torch < 2.0)."""
+
+    @property
+    def targets(self) -> int:
+        """Tokens the LM head scores per row: the labels of an encoder-decoder model, else the
+        sequence with any virtual tokens."""
+        if getattr(self.config, "is_encoder_decoder", False):
+            return self.target_len or self.seq_len
+        return self.seq_len + self.virtual_tokens
 
     @property
     def full(self) -> bool:
@@ -81,8 +95,9 @@ class Setup:
     def key(self) -> tuple[Any, ...]:
         """What the per-model work depends on (not batch or sequence length)."""
         plan = self.plan.to_yaml() if self.plan is not None else None
-        return (config_key(self.config), self.model_class, plan, self.dtype, self.autocast,
-                self.gradient_checkpointing, self.quantization, self.double_quant, self.trainer)
+        ratio = round(self.targets / self.seq_len, 3)  # encoder-decoder: target to source length
+        return (config_key(self.config), self.model_class, plan, self.dtype, self.autocast, ratio,
+                self.gradient_checkpointing, self.quantization, self.double_quant, self.trainer, self.attention)
 
 
 def config_key(config: Any) -> str:
@@ -122,6 +137,9 @@ def resolve(model_or_config: Any, plan: Any = None, **options: Any) -> Setup:
         quantization=_choice(str(quant), ("none", "4bit", "8bit"), "quantization"),
         double_quant=bool(pick["double_quant"] if pick["double_quant"] is not None else _double_quant(plan, facts)),
         model_class=facts.get("model_class") or _config_class(config),
+        target_len=_positive(pick["target_len"], "target_len") if pick["target_len"] is not None else None,
+        attention=_choice(pick["attention"] or "fused", ("fused", "eager"), "attention"),
+        keep_gradients=bool(pick["keep_gradients"]),
     )
     if setup.quantization != "none" and setup.full:
         raise PlanError("full fine-tuning cannot train quantized weights: use a LoRA plan (QLoRA) or quantization none",
@@ -140,6 +158,9 @@ _OPTIONS = {
     "loss": "chunked (TRL's fused LM head) or full (logits, the model's own loss)",
     "quantization": "none, 4bit or 8bit base weights (default: the plan's, else the model's)",
     "double_quant": "4-bit double quantization (bnb_4bit_use_double_quant)",
+    "target_len": "encoder-decoder models: label tokens per row (default: seq_len)",
+    "attention": "fused (flash / memory-efficient kernels) or eager (s x s attention scores)",
+    "keep_gradients": "gradients stay allocated between steps (zero_grad(set_to_none=False), torch < 2.0)",
 }
 
 

@@ -47,7 +47,7 @@ def simulate(setup: Setup, real: bool = False) -> Simulated:
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     from .build import meta_model
-    from .step import batch_for, loss_of, reference_model, steady_optimizer, step
+    from .step import batch_for, keep_gradients, loss_of, reference_model, steady_optimizer, step
     from .trace import PeakTracker, cuda_like, one_sequence_per_row, to_fake
 
     start = time.perf_counter()
@@ -60,6 +60,8 @@ def simulate(setup: Setup, real: bool = False) -> Simulated:
     trainable = [p for p in model.parameters() if p.requires_grad]
     with fake:
         optimizer = steady_optimizer(setup.optimizer, trainable, run_kernels=False)
+        if setup.keep_gradients:
+            keep_gradients(trainable)
         batch = batch_for(setup, model)
     tracker = PeakTracker()
     tracker.track_external(*(m for m in (model, reference) if m is not None), optimizer)
@@ -69,7 +71,7 @@ def simulate(setup: Setup, real: bool = False) -> Simulated:
             loss = loss_of(setup, model, reference, batch)
         loss.backward()
         del loss
-        step(optimizer)
+        step(optimizer, setup.keep_gradients)
     breakdown: dict[str, int] = {}
     for kind, size in tracker.peak_breakdown().items():
         breakdown[_KINDS.get(kind, "temporaries")] = breakdown.get(_KINDS.get(kind, "temporaries"), 0) + size

@@ -21,7 +21,12 @@ from .setup import Setup
 def batch_for(setup: Setup, model: Any, device: str = "cpu") -> dict[str, Any]:
     """A batch of `setup.rows` sequences of `setup.seq_len` tokens (ids 0: values do not matter)."""
     ids = torch.zeros((setup.rows, setup.seq_len), dtype=torch.long, device=device)
-    labels = torch.zeros((setup.rows,), dtype=torch.long, device=device) if _is_classifier(model) else ids
+    if _is_classifier(model):
+        labels = torch.zeros((setup.rows,), dtype=torch.long, device=device)
+    elif getattr(setup.config, "is_encoder_decoder", False):
+        labels = torch.zeros((setup.rows, setup.targets), dtype=torch.long, device=device)
+    else:
+        labels = ids
     return {"input_ids": ids, "labels": labels, "use_cache": False}  # as TRL calls the model
 
 
@@ -114,8 +119,14 @@ def _bnb_optimizer(name: str, params: list[Any], run_kernels: bool) -> Any:
     return optimizer
 
 
-def step(optimizer: Any) -> None:
-    """The optimizer step and `zero_grad(set_to_none=True)`, as the Trainer does them."""
+def step(optimizer: Any, keep_gradients: bool = False) -> None:
+    """The optimizer step and `zero_grad` (freeing the gradients, as torch >= 2.0 does)."""
     if not getattr(optimizer, "_skip_step", False):
         optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=not keep_gradients)
+
+
+def keep_gradients(params: list[Any]) -> None:
+    """Gradients allocated before the step, as `zero_grad(set_to_none=False)` leaves them."""
+    for p in params:
+        p.grad = torch.zeros_like(p)

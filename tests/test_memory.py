@@ -23,9 +23,17 @@ LORA = "method: lora\nr: 8\ntarget_modules: [q_proj, v_proj]"
 
 
 def small(arch: str = "llama") -> object:
-    kwargs = {"llama": dict(hidden_size=128, intermediate_size=344, num_hidden_layers=2, num_attention_heads=4,
-                            num_key_value_heads=2, vocab_size=1024),
-              "gpt2": dict(n_embd=128, n_layer=2, n_head=4, vocab_size=1024)}[arch]
+    kwargs = {
+        "llama": dict(
+            hidden_size=128,
+            intermediate_size=344,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            vocab_size=1024,
+        ),
+        "gpt2": dict(n_embd=128, n_layer=2, n_head=4, vocab_size=1024),
+    }[arch]
     return tiny.config(arch, **kwargs)
 
 
@@ -33,8 +41,9 @@ def small(arch: str = "llama") -> object:
 
 
 def test_options_come_from_the_train_block_then_trl_defaults():
-    plan = jp.Plan.from_yaml(LORA + "\ntrain: {trainer: sft, per_device_train_batch_size: 3, max_length: 96, "
-                             "optim: adamw_8bit}")
+    plan = jp.Plan.from_yaml(
+        LORA + "\ntrain: {trainer: sft, per_device_train_batch_size: 3, max_length: 96, optim: adamw_8bit}"
+    )
     setup = resolve(small(), plan)
     assert (setup.batch_size, setup.seq_len, setup.optimizer) == (3, 96, "adamw_8bit")
     assert setup.gradient_checkpointing is True  # TRL's default
@@ -42,7 +51,9 @@ def test_options_come_from_the_train_block_then_trl_defaults():
     assert setup.loss == "chunked"
     setup = resolve(small(), plan, batch_size=5, gradient_checkpointing=False)
     assert (setup.batch_size, setup.gradient_checkpointing) == (5, False)
-    paired = resolve(small(), jp.Plan.from_yaml(LORA + "\ntrain: {trainer: dpo, per_device_train_batch_size: 2}"))
+    paired = resolve(
+        small(), jp.Plan.from_yaml(LORA + "\ntrain: {trainer: dpo, per_device_train_batch_size: 2}")
+    )
     assert paired.rows == 4  # chosen and rejected run together
 
 
@@ -75,8 +86,12 @@ def test_model_meta_model_config_and_folder_give_the_same_answer(tmp_path):
     folder = tiny.save("llama", tmp_path / "llama")
     answers = {
         name: jp.estimate(source, LORA, batch_size=2, seq_len=32, dtype="float32").peak_bytes
-        for name, source in [("model", tiny.build("llama")), ("meta", tiny.build("llama", device="meta")),
-                             ("config", tiny.config("llama")), ("folder", str(folder))]
+        for name, source in [
+            ("model", tiny.build("llama")),
+            ("meta", tiny.build("llama", device="meta")),
+            ("config", tiny.config("llama")),
+            ("folder", str(folder)),
+        ]
     }
     assert len(set(answers.values())) == 1, answers
 
@@ -114,7 +129,9 @@ def test_optimizer_state_matches_torch_and_bitsandbytes():
     for p in params:
         p.grad = torch.zeros_like(p)
     adamw.step()
-    real = sum(t.numel() * t.element_size() for s in adamw.state.values() for k, t in s.items() if k != "step")
+    real = sum(
+        t.numel() * t.element_size() for s in adamw.state.values() for k, t in s.items() if k != "step"
+    )
     assert optimizer_bytes("adamw_torch_fused", shapes).resident == real
 
     eight = bnb.optim.AdamW8bit(params)
@@ -222,7 +239,9 @@ def test_gpu_presets_and_sizes():
         gpu("A10O-80GB")
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU machine measure runs (bench/gpu_memory_check.py)")
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="on a GPU machine measure runs (bench/gpu_memory_check.py)"
+)
 def test_measure_says_it_needs_cuda():
     with pytest.raises(PlanError, match="CUDA") as err:
         jp.estimate(small(), LORA, method="measure")
@@ -230,7 +249,10 @@ def test_measure_says_it_needs_cuda():
 
 
 def test_importing_the_room_imports_no_torch():
-    code = "import sys, jupyter_peft.memory as m; m.GPUS; print(sorted(k for k in ('torch', 'peft', 'trl') if k in sys.modules))"
+    code = (
+        "import sys, jupyter_peft.memory as m; m.GPUS; "
+        "print(sorted(k for k in ('torch', 'peft', 'trl') if k in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -244,8 +266,10 @@ def test_magic_shows_the_estimate_and_what_to_change(shell, capsys):
     shell.run_line_magic("peft", "estimate cfg --batch 2 --seq 64 --gpu T4 --plan my_plan")
     out = capsys.readouterr().out
     assert "MemoryEstimate(analytic" in out
-    shell.run_line_magic("peft", "estimate cfg --batch 64 --seq 512 --gpu 1GB --method lora --r 4 "
-                                 "--targets q_proj,v_proj --no-gc")
+    shell.run_line_magic(
+        "peft",
+        "estimate cfg --batch 64 --seq 512 --gpu 1GB --method lora --r 4 --targets q_proj,v_proj --no-gc",
+    )
     out = capsys.readouterr().out
     assert "To fit 1GB" in out and "gradient checkpointing" in out
     shell.run_line_magic("peft", "estimate cfg --batch 2 --seq 64 --compare")

@@ -18,17 +18,27 @@ import tiny
 import jupyter_peft as jp
 
 CONFIGS = {
-    "llama": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=3, num_attention_heads=8,
-                  num_key_value_heads=4, vocab_size=4000),
+    "llama": dict(
+        hidden_size=256,
+        intermediate_size=688,
+        num_hidden_layers=3,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        vocab_size=4000,
+    ),
     "gpt2": dict(n_embd=256, n_layer=3, n_head=8, vocab_size=4000, n_positions=1024),
 }
 PLANS = {
     "full": None,
-    "lora-attention-r8": {"llama": "method: lora\nr: 8\ntarget_modules: [q_proj, v_proj]",
-                          "gpt2": "method: lora\nr: 8\ntarget_modules: [c_attn]"},
+    "lora-attention-r8": {
+        "llama": "method: lora\nr: 8\ntarget_modules: [q_proj, v_proj]",
+        "gpt2": "method: lora\nr: 8\ntarget_modules: [c_attn]",
+    },
     "lora-all-linear-r32": "method: lora\nr: 32\ntarget_modules: all-linear",
-    "ia3": {"llama": "method: ia3\ntarget_modules: [k_proj, v_proj, down_proj]\nfeedforward_modules: [down_proj]",
-            "gpt2": "method: ia3\ntarget_modules: [c_attn, mlp.c_proj]\nfeedforward_modules: [mlp.c_proj]"},
+    "ia3": {
+        "llama": "method: ia3\ntarget_modules: [k_proj, v_proj, down_proj]\nfeedforward_modules: [down_proj]",
+        "gpt2": "method: ia3\ntarget_modules: [c_attn, mlp.c_proj]\nfeedforward_modules: [mlp.c_proj]",
+    },
     "prompt-tuning": "method: prompt_tuning\nnum_virtual_tokens: 16",
 }
 SIZES = [(2, 128), (4, 256)]
@@ -37,8 +47,9 @@ SIZES = [(2, 128), (4, 256)]
 def _cases() -> list[tuple[str, str, str, bool, tuple[int, int]]]:
     """Each plan with each (dtype, checkpointing) pair once; architectures and sizes rotate."""
     cases = []
-    for i, (plan, (dtype, ckpt)) in enumerate(itertools.product(
-            PLANS, itertools.product(["float32", "bfloat16"], [False, True]))):
+    for i, (plan, (dtype, ckpt)) in enumerate(
+        itertools.product(PLANS, itertools.product(["float32", "bfloat16"], [False, True]))
+    ):
         cases.append((list(CONFIGS)[i % 2], plan, dtype, ckpt, SIZES[(i // 2) % 2]))
     return cases
 
@@ -68,7 +79,10 @@ def test_qlora_dpo_and_8bit_optimizers_are_estimated_too():
     config = tiny.config("llama", **CONFIGS["llama"])
     cases = [
         ("method: qlora\ntarget_modules: all-linear\nbnb_4bit_use_double_quant: true", {}),
-        ("method: lora\ntarget_modules: all-linear\ntrain: {trainer: dpo, per_device_train_batch_size: 2}", {}),
+        (
+            "method: lora\ntarget_modules: all-linear\ntrain: {trainer: dpo, per_device_train_batch_size: 2}",
+            {},
+        ),
         (None, {"optimizer": "paged_adamw_8bit"}),
         (None, {"dtype": "float32", "autocast": "bfloat16", "optimizer": "adamw_torch"}),
     ]

@@ -60,12 +60,22 @@ def estimate(
     if method not in METHODS:
         raise unknown("method", method, METHODS, key="method")
     start = time.perf_counter()
-    setup = resolve(model_or_config, plan, batch_size=batch_size, seq_len=seq_len, optimizer=optimizer,
-                    gradient_checkpointing=gradient_checkpointing, dtype=dtype, **options)
+    setup = resolve(
+        model_or_config,
+        plan,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        optimizer=optimizer,
+        gradient_checkpointing=gradient_checkpointing,
+        dtype=dtype,
+        **options,
+    )
     card = as_gpu(gpu) if gpu is not None else None
     if batch is not None and method != "measure":
-        raise PlanError("batch= is the batch method='measure' runs; the other methods use batch_size and seq_len",
-                        key="batch")
+        raise PlanError(
+            "batch= is the batch method='measure' runs; the other methods use batch_size and seq_len",
+            key="batch",
+        )
     result = _run(method, setup, batch)
     result.gpu = card
     if overhead is not None:
@@ -81,14 +91,23 @@ def _run(method: str, setup: Any, batch: Any) -> MemoryEstimate:
         from .analytic import analytic
 
         c = analytic(setup)
-        return MemoryEstimate(c.peak_bytes, c.breakdown, method, setup, modelled_overhead(c.peak_bytes),
-                              c.paged_bytes, c.phase, c.phases)
+        return MemoryEstimate(
+            c.peak_bytes,
+            c.breakdown,
+            method,
+            setup,
+            modelled_overhead(c.peak_bytes),
+            c.paged_bytes,
+            c.phase,
+            c.phases,
+        )
     if method == "simulate":
         from .simulate import simulate
 
         s = simulate(setup)
-        return MemoryEstimate(s.peak_bytes, s.breakdown, method, setup, modelled_overhead(s.peak_bytes),
-                              s.paged_bytes, s.phase)
+        return MemoryEstimate(
+            s.peak_bytes, s.breakdown, method, setup, modelled_overhead(s.peak_bytes), s.paged_bytes, s.phase
+        )
     from .measure import measure
 
     m = measure(setup, batch)

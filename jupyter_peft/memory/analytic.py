@@ -57,8 +57,13 @@ def analytic(setup: Setup) -> Composed:
     for k, v in moments[phase].items():
         if v > 0:
             breakdown[k] = breakdown.get(k, 0) + v
-    return Composed(int(totals[phase]), phase, {k: int(v) for k, v in breakdown.items()},
-                    int(states["paged"]), {k: int(v) for k, v in totals.items()})
+    return Composed(
+        int(totals[phase]),
+        phase,
+        {k: int(v) for k, v in breakdown.items()},
+        int(states["paged"]),
+        {k: int(v) for k, v in totals.items()},
+    )
 
 
 # ---- model states ------------------------------------------------------------------------
@@ -70,13 +75,23 @@ def _states(setup: Setup, prof: Profile) -> dict[str, float]:
     trainable = [t for t in prof.tensors if t.trainable]
     opt = optimizer_bytes(setup.optimizer, ((t.numel, t.dtype, t.shape) for t in trainable))
     grads = sum(t.numel * DTYPE_BYTES[t.dtype] for t in trainable)
-    layer_grads = sum(t.numel * DTYPE_BYTES[t.dtype] for t in trainable if _in_layer(t.name)) / max(prof.layers, 1)
+    layer_grads = sum(t.numel * DTYPE_BYTES[t.dtype] for t in trainable if _in_layer(t.name)) / max(
+        prof.layers, 1
+    )
     head_grad = _head_bytes(prof) if prof.head_trains else 0
     # a trained embedding tied to the head gets its second gradient last: the new one and their sum
     embedding_temp = 2 * head_grad if prof.tied else 0
-    out = {"weights": weights, "adapters": adapters, "optimizer": opt.resident, "paged": opt.paged,
-           "step_temp": opt.step_temp, "grads": grads, "layer_grads": layer_grads, "head_grad": head_grad,
-           "embedding_temp": embedding_temp}
+    out = {
+        "weights": weights,
+        "adapters": adapters,
+        "optimizer": opt.resident,
+        "paged": opt.paged,
+        "step_temp": opt.step_temp,
+        "grads": grads,
+        "layer_grads": layer_grads,
+        "head_grad": head_grad,
+        "embedding_temp": embedding_temp,
+    }
     if setup.full and setup.trainer in ("dpo", "kto"):
         out["reference model"] = weights  # a frozen copy for the reference pass
     return out
@@ -111,8 +126,11 @@ def _moments(setup: Setup, prof: Profile, states: dict[str, float]) -> dict[str,
         "forward": {"activations": min(forward, held), "temporaries": max(forward - held, 0)},
         "head": {"activations": held, "logits and loss": head["forward"]},
         "loss backward": {"activations": held, "logits and loss": head["kept"] + head["backward"]},
-        "backward": {"activations": min(down - head_grad, held), "gradients": head_grad,
-                     "temporaries": max(down - head_grad - held, 0)},
+        "backward": {
+            "activations": min(down - head_grad, held),
+            "gradients": head_grad,
+            "temporaries": max(down - head_grad - held, 0),
+        },
         "end of backward": {"gradients": states["grads"], "temporaries": states["embedding_temp"]},
         "optimizer step": {"gradients": states["grads"], "temporaries": states["step_temp"]},
     }
@@ -125,7 +143,11 @@ def _head(setup: Setup, prof: Profile) -> dict[str, float]:
         return {"forward": 0, "kept": 0, "backward": 0}
     compute = DTYPES[setup.autocast] if setup.autocast else DTYPES.get(prof.head_dtype, 4)
     hidden_bytes = DTYPES[setup.dtype]
-    head = _full_head(setup, prof, compute) if setup.loss == "full" else _chunked_head(setup, prof, compute, hidden_bytes)
+    head = (
+        _full_head(setup, prof, compute)
+        if setup.loss == "full"
+        else _chunked_head(setup, prof, compute, hidden_bytes)
+    )
     if setup.loss == "chunked" or not prof.head_trains:
         # the final hidden states are not kept for backward: the chunked head keeps its own copy,
         # a frozen head needs only its weight to pass the gradient on

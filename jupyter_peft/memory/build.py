@@ -27,8 +27,10 @@ def meta_model(setup: Setup, num_layers: int | None = None) -> Any:
     model = _base(setup.model_class, config, setup.dtype, attention=setup.attention)
     if setup.gradient_checkpointing:
         if not model.supports_gradient_checkpointing:
-            raise PlanError(f"{type(model).__name__} does not support gradient checkpointing",
-                            key="gradient_checkpointing")
+            raise PlanError(
+                f"{type(model).__name__} does not support gradient checkpointing",
+                key="gradient_checkpointing",
+            )
         model.gradient_checkpointing_enable()
         from .trace import checkpoint_like_cuda
 
@@ -71,7 +73,14 @@ def with_layers(config: Any, n: int) -> Any:
 
 
 def layer_count_names(config: Any) -> list[str]:
-    names = ("num_hidden_layers", "num_layers", "num_decoder_layers", "encoder_layers", "decoder_layers", "n_layer")
+    names = (
+        "num_hidden_layers",
+        "num_layers",
+        "num_decoder_layers",
+        "encoder_layers",
+        "decoder_layers",
+        "n_layer",
+    )
     found = [n for n in names if isinstance(getattr(config, n, None), int)]
     if not found:
         raise PlanError(f"cannot find the layer count of a {type(config).__name__}", key="model_or_config")
@@ -92,18 +101,26 @@ def _class_for(model_class: str | None, model_type: str) -> Any:
     return None
 
 
-def _base(model_class: str | None, config: Any, dtype: str, device: str = "meta", attention: str = "fused") -> Any:
+def _base(
+    model_class: str | None, config: Any, dtype: str, device: str = "meta", attention: str = "fused"
+) -> Any:
     """The transformers model for `config`, built on `device` (random weights off meta)."""
     import transformers
 
     cls = _class_for(model_class, config.model_type)
     if cls is None:
-        auto = (transformers.AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False)
-                else transformers.AutoModelForCausalLM)
+        auto = (
+            transformers.AutoModelForSeq2SeqLM
+            if getattr(config, "is_encoder_decoder", False)
+            else transformers.AutoModelForCausalLM
+        )
         cls = auto._model_mapping[type(config)] if type(config) in auto._model_mapping else None
         if cls is None:
-            raise PlanError(f"no causal or sequence-to-sequence LM class for {type(config).__name__}; pass the "
-                            "model itself (on meta) instead of its config", key="model_or_config")
+            raise PlanError(
+                f"no causal or sequence-to-sequence LM class for {type(config).__name__}; pass the "
+                "model itself (on meta) instead of its config",
+                key="model_or_config",
+            )
     config = copy.deepcopy(config)
     # sdpa: on fake tensors trace.CudaLike routes it to a fused kernel, as CUDA would run it;
     # models without SDPA support run eager attention, as transformers would run them
@@ -170,8 +187,9 @@ class PackedLinear(nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
         numel = self.in_features * self.out_features
         nbytes = packed_bytes(numel, quantization, double_quant, rows=self.out_features)
-        self.weight = nn.Parameter(torch.empty(nbytes, 1, dtype=torch.uint8, device=linear.weight.device),
-                                   requires_grad=False)
+        self.weight = nn.Parameter(
+            torch.empty(nbytes, 1, dtype=torch.uint8, device=linear.weight.device), requires_grad=False
+        )
         self.bias = linear.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -185,11 +203,10 @@ def _pack_frozen_linears(model: Any, setup: Setup) -> None:
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    for path, module in list(model.named_modules()):
+    for module in list(model.modules()):
         for name, child in list(module.named_children()):
             if type(child) is not nn.Linear or child is head or child.weight.requires_grad:
                 continue
             if isinstance(module, BaseTunerLayer) and name != "base_layer":
                 continue  # adapter weights
             setattr(module, name, PackedLinear(child, setup.quantization, setup.double_quant))
-

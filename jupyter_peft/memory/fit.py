@@ -60,7 +60,9 @@ def gpu(spec: Any) -> Gpu:
     text = str(spec).strip()
     want = _squash(text)
     exact = [n for n in GPUS if _squash(n) == want]
-    models = [n for n in GPUS if want in (_squash(n.split("-")[0]), _squash(n.split("-")[0]).removeprefix("RTX"))]
+    models = [
+        n for n in GPUS if want in (_squash(n.split("-")[0]), _squash(n.split("-")[0]).removeprefix("RTX"))
+    ]
     found = exact or models
     if len(found) == 1:
         return Gpu(found[0], GPUS[found[0]] * MiB)
@@ -121,11 +123,3 @@ def max_positions(config: Any) -> int:
 
 def accumulation(batch: int, fitting: int) -> int:
     return math.ceil(batch / fitting)
-
-
-def check_capacity(capacity: Any) -> int:
-    if isinstance(capacity, (int, float)) and not isinstance(capacity, bool):
-        if capacity <= 0:
-            raise PlanError(f"{capacity!r} is not valid: memory is a positive number of bytes", key="gpu")
-        return int(capacity)
-    return gpu(capacity).bytes

@@ -20,12 +20,17 @@ from .._errors import PlanError, did_you_mean
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse would print and exit the kernel's process
-        raise PlanError(f"%peft estimate: {message}", choices=["--batch", "--seq", "--gpu", "--plan", "--method"])
+        raise PlanError(
+            f"%peft estimate: {message}", choices=["--batch", "--seq", "--gpu", "--plan", "--method"]
+        )
 
 
 def _parser() -> _Parser:
-    p = _Parser(prog="%peft estimate", add_help=False,
-                description="Peak GPU memory of one training step of a plan on a model.")
+    p = _Parser(
+        prog="%peft estimate",
+        add_help=False,
+        description="Peak GPU memory of one training step of a plan on a model.",
+    )
     p.add_argument("model", help="notebook variable (model or config) or config folder")
     p.add_argument("--batch", type=int, help="per-device batch size")
     p.add_argument("--seq", type=int, help="sequence length (tokens)")
@@ -58,9 +63,19 @@ def estimate_magic(args: list[str], user_ns: dict[str, Any]) -> Any:
 
     source = _source(opts.model, user_ns)
     plan = _plan(opts, user_ns)
-    est = estimate(source, plan, batch_size=opts.batch, seq_len=opts.seq, gpu=opts.gpu, dtype=opts.dtype,
-                   optimizer=opts.optimizer, gradient_checkpointing=opts.gc, loss=opts.loss,
-                   quantization=opts.quantization, method="simulate" if opts.simulate else "analytic")
+    est = estimate(
+        source,
+        plan,
+        batch_size=opts.batch,
+        seq_len=opts.seq,
+        gpu=opts.gpu,
+        dtype=opts.dtype,
+        optimizer=opts.optimizer,
+        gradient_checkpointing=opts.gc,
+        loss=opts.loss,
+        quantization=opts.quantization,
+        method="simulate" if opts.simulate else "analytic",
+    )
     from IPython.display import display
 
     display(est)
@@ -85,8 +100,12 @@ def _source(name: str, user_ns: dict[str, Any]) -> Any:
     if os.path.isdir(name):
         return name
     candidates = [k for k, v in user_ns.items() if not k.startswith("_") and hasattr(v, "config")]
-    raise PlanError(f"no notebook variable or config folder named {name!r}", key="model", value=name,
-                    choices=did_you_mean(name, candidates) or candidates)
+    raise PlanError(
+        f"no notebook variable or config folder named {name!r}",
+        key="model",
+        value=name,
+        choices=did_you_mean(name, candidates) or candidates,
+    )
 
 
 def _plan(opts: argparse.Namespace, user_ns: dict[str, Any]) -> Any:
@@ -95,8 +114,12 @@ def _plan(opts: argparse.Namespace, user_ns: dict[str, Any]) -> Any:
         if opts.method is not None or method_options or opts.targets:
             raise PlanError("give either --plan or --method with its options, not both", key="plan")
         if opts.plan not in user_ns:
-            raise PlanError(f"no notebook variable named {opts.plan!r}", key="plan", value=opts.plan,
-                            choices=did_you_mean(opts.plan, [k for k in user_ns if not k.startswith("_")]))
+            raise PlanError(
+                f"no notebook variable named {opts.plan!r}",
+                key="plan",
+                value=opts.plan,
+                choices=did_you_mean(opts.plan, [k for k in user_ns if not k.startswith("_")]),
+            )
         return user_ns[opts.plan]
     method = opts.method or ("lora" if method_options or opts.targets else "full")
     if method == "full":

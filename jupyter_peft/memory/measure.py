@@ -35,8 +35,12 @@ def measure(setup: Setup, batch: dict[str, Any] | None = None) -> Measured:
     import torch
 
     if not torch.cuda.is_available():
-        raise PlanError("method='measure' runs a step on a CUDA GPU and this machine has none; "
-                        "method='simulate' tracks the same step on the CPU", key="method", value="measure")
+        raise PlanError(
+            "method='measure' runs a step on a CUDA GPU and this machine has none; "
+            "method='simulate' tracks the same step on the CPU",
+            key="method",
+            value="measure",
+        )
     from .step import batch_for, loss_of, reference_model, steady_optimizer, step
 
     _release()
@@ -47,9 +51,12 @@ def measure(setup: Setup, batch: dict[str, Any] | None = None) -> Measured:
     weights = torch.cuda.memory_allocated() - start
     optimizer = steady_optimizer(setup.optimizer, [p for p in model.parameters() if p.requires_grad])
     states = torch.cuda.memory_allocated() - start - weights
-    inputs = batch_for(setup, model, device="cuda") if batch is None else _on_gpu(batch)
-    mixed = (torch.autocast("cuda", dtype=getattr(torch, setup.autocast)) if setup.autocast
-             else contextlib.nullcontext())
+    inputs: Any = batch_for(setup, model, device="cuda") if batch is None else _on_gpu(batch)
+    mixed = (
+        torch.autocast("cuda", dtype=getattr(torch, setup.autocast))
+        if setup.autocast
+        else contextlib.nullcontext()
+    )
 
     def one_step() -> None:
         with mixed:
@@ -65,7 +72,7 @@ def measure(setup: Setup, batch: dict[str, Any] | None = None) -> Measured:
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() - start
     slack = torch.cuda.max_memory_reserved() - torch.cuda.max_memory_allocated()
-    del model, reference, optimizer, inputs
+    model = reference = optimizer = inputs = None  # free the GPU before returning
     _release()
     breakdown = {"weights": weights, "optimizer": states, "activations": peak - weights - states}
     return Measured(int(peak), breakdown, int(slack + context))
@@ -109,17 +116,24 @@ def _quantized_base(setup: Setup) -> Any:
 
     from .build import _base
 
-    quant = (BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                bnb_4bit_use_double_quant=setup.double_quant,
-                                bnb_4bit_compute_dtype=getattr(torch, setup.autocast or "bfloat16"))
-             if setup.quantization == "4bit" else BitsAndBytesConfig(load_in_8bit=True))
+    quant = (
+        BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=setup.double_quant,
+            bnb_4bit_compute_dtype=getattr(torch, setup.autocast or "bfloat16"),
+        )
+        if setup.quantization == "4bit"
+        else BitsAndBytesConfig(load_in_8bit=True)
+    )
     with tempfile.TemporaryDirectory() as folder:
         plain = _base(setup.model_class, setup.config, setup.dtype, device="cuda")
         plain.save_pretrained(folder)
         del plain
         _release()
-        return AutoModelForCausalLM.from_pretrained(folder, quantization_config=quant, device_map={"": 0},
-                                                    dtype=getattr(torch, setup.dtype))
+        return AutoModelForCausalLM.from_pretrained(
+            folder, quantization_config=quant, device_map={"": 0}, dtype=getattr(torch, setup.dtype)
+        )
 
 
 def _on_gpu(batch: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +164,9 @@ def peak_callback() -> Any:
     from transformers import TrainerCallback
 
     class PeakMemory(TrainerCallback):
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+        ) -> None:
             if logs is not None and torch.cuda.is_available():
                 logs["memory/peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
 

@@ -30,7 +30,9 @@ def largest_batch(setup: Setup, gpu: Gpu) -> int | None:
 
 
 def largest_seq_len(setup: Setup, gpu: Gpu) -> int | None:
-    return largest(lambda s: total_bytes(setup.replace(seq_len=s)) <= gpu.bytes, 2, max_positions(setup.config))
+    return largest(
+        lambda s: total_bytes(setup.replace(seq_len=s)) <= gpu.bytes, 2, max_positions(setup.config)
+    )
 
 
 # ---- side by side ------------------------------------------------------------------------
@@ -60,13 +62,20 @@ class Comparison:
 
     def _repr_html_(self) -> str:
         head = "<tr><th>method</th><th>checkpointing</th><th>memory</th>"
-        head += f"<th>fits {html.escape(self.gpu.name)}</th><th>largest batch</th></tr>" if self.gpu else "</tr>"
+        head += (
+            f"<th>fits {html.escape(self.gpu.name)}</th><th>largest batch</th></tr>" if self.gpu else "</tr>"
+        )
         body = ""
         for r in self.rows:
-            body += (f"<tr><td>{html.escape(r.label)}</td><td>{'on' if r.gradient_checkpointing else 'off'}</td>"
-                     f"<td style='text-align:right'>{r.total_bytes / GiB:.2f} GiB</td>")
+            body += (
+                f"<tr><td>{html.escape(r.label)}</td><td>{'on' if r.gradient_checkpointing else 'off'}</td>"
+                f"<td style='text-align:right'>{r.total_bytes / GiB:.2f} GiB</td>"
+            )
             if self.gpu:
-                body += f"<td>{'yes' if r.fits else 'no'}</td><td style='text-align:right'>{r.largest_batch or '-'}</td>"
+                body += (
+                    f"<td>{'yes' if r.fits else 'no'}</td>"
+                    f"<td style='text-align:right'>{r.largest_batch or '-'}</td>"
+                )
             body += "</tr>"
         return f"<table class='jp-memory-compare'>{head}{body}</table>"
 
@@ -87,8 +96,12 @@ def _variants(setup: Setup) -> list[tuple[str, Setup]]:
     out = [("full fine-tuning", setup.replace(plan=None, quantization="none", double_quant=False))]
     out.append((_label(lora), setup.replace(plan=lora, quantization="none", double_quant=False)))
     if lora.method in ("lora", "dora", "qlora"):
-        out.append(("QLoRA (4-bit NF4, double quant)", setup.replace(plan=_quantized(lora), quantization="4bit",
-                                                                     double_quant=True)))
+        out.append(
+            (
+                "QLoRA (4-bit NF4, double quant)",
+                setup.replace(plan=_quantized(lora), quantization="4bit", double_quant=True),
+            )
+        )
     return out
 
 
@@ -104,8 +117,9 @@ def _lora_plan(plan: Any) -> Any:
 
 
 def _quantized(plan: Any) -> Any:
-    return plan.replace(quantization="4bit", quant_options={"bnb_4bit_quant_type": "nf4",
-                                                            "bnb_4bit_use_double_quant": True})
+    return plan.replace(
+        quantization="4bit", quant_options={"bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
+    )
 
 
 def _label(plan: Any) -> str:
@@ -125,15 +139,22 @@ class Advice:
 
     def __repr__(self) -> str:
         lines = [f"To fit {self.gpu.name} ({self.gpu.bytes / GiB:.1f} GiB):"]
-        lines += [f"  - {a['change']}: {a['total_bytes'] / GiB:.2f} GiB{' (fits)' if a['fits'] else ''}"
-                  for a in self.items]
+        lines += [
+            f"  - {a['change']}: {a['total_bytes'] / GiB:.2f} GiB{' (fits)' if a['fits'] else ''}"
+            for a in self.items
+        ]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        items = "".join(f"<li>{html.escape(a['change'])}: {a['total_bytes'] / GiB:.2f} GiB"
-                        f"{' <b>fits</b>' if a['fits'] else ''}</li>" for a in self.items)
-        return (f"<div class='jp-memory-advice'><b>To fit {html.escape(self.gpu.name)}</b> "
-                f"({self.gpu.bytes / GiB:.1f} GiB):<ul>{items}</ul></div>")
+        items = "".join(
+            f"<li>{html.escape(a['change'])}: {a['total_bytes'] / GiB:.2f} GiB"
+            f"{' <b>fits</b>' if a['fits'] else ''}</li>"
+            for a in self.items
+        )
+        return (
+            f"<div class='jp-memory-advice'><b>To fit {html.escape(self.gpu.name)}</b> "
+            f"({self.gpu.bytes / GiB:.1f} GiB):<ul>{items}</ul></div>"
+        )
 
 
 def advice(setup: Setup, gpu: Gpu) -> list[dict[str, Any]]:
@@ -155,8 +176,12 @@ def advice(setup: Setup, gpu: Gpu) -> list[dict[str, Any]]:
 def _changes(setup: Setup, gpu: Gpu) -> list[tuple[str, Setup]]:
     out: list[tuple[str, Setup]] = []
     if not setup.gradient_checkpointing:
-        out.append(("turn on gradient checkpointing (recompute activations in backward, ~20-30% slower)",
-                    setup.replace(gradient_checkpointing=True)))
+        out.append(
+            (
+                "turn on gradient checkpointing (recompute activations in backward, ~20-30% slower)",
+                setup.replace(gradient_checkpointing=True),
+            )
+        )
     if setup.loss == "full":
         out.append(("use TRL's chunked LM head (no full logits)", setup.replace(loss="chunked")))
     if setup.full:
@@ -164,13 +189,22 @@ def _changes(setup: Setup, gpu: Gpu) -> list[tuple[str, Setup]]:
         if "8bit" not in setup.optimizer:
             out.append(("use an 8-bit optimizer (optim: adamw_8bit)", setup.replace(optimizer="adamw_8bit")))
     elif setup.quantization == "none" and setup.plan.method in ("lora", "dora"):
-        out.append(("load the base in 4-bit (QLoRA: NF4 with double quantization)",
-                    setup.replace(plan=_quantized(setup.plan), quantization="4bit", double_quant=True)))
+        out.append(
+            (
+                "load the base in 4-bit (QLoRA: NF4 with double quantization)",
+                setup.replace(plan=_quantized(setup.plan), quantization="4bit", double_quant=True),
+            )
+        )
     fitting = largest_batch(setup, gpu)
     if fitting is not None and fitting < setup.batch_size:
         steps = accumulation(setup.batch_size, fitting)
-        out.append((f"per_device_train_batch_size {fitting} with gradient_accumulation_steps {steps} "
-                    f"(same effective batch)", setup.replace(batch_size=fitting)))
+        out.append(
+            (
+                f"per_device_train_batch_size {fitting} with gradient_accumulation_steps {steps} "
+                f"(same effective batch)",
+                setup.replace(batch_size=fitting),
+            )
+        )
     seq = largest_seq_len(setup, gpu)
     if seq is not None and seq < setup.seq_len:
         out.append((f"shorter sequences: max_length {seq}", setup.replace(seq_len=seq)))
@@ -180,7 +214,7 @@ def _changes(setup: Setup, gpu: Gpu) -> list[tuple[str, Setup]]:
 def _combined(setup: Setup, gpu: Gpu) -> list[dict[str, Any]]:
     """The structural changes that help, one on top of the other (checkpointing, the chunked
     head, LoRA, a 4-bit base), then the largest batch that fits with accumulation."""
-    changed, steps = setup, []
+    changed, steps = setup, list[str]()
     for text, step in _structural(gpu):
         candidate = step(changed)
         if candidate is not None and total_bytes(candidate) < total_bytes(changed):

@@ -45,7 +45,9 @@ class Line:
         return self.const + rows * (self.per_token * seq + self.per_pair * seq * seq)
 
     def __sub__(self, other: Line) -> Line:
-        return Line(self.const - other.const, self.per_token - other.per_token, self.per_pair - other.per_pair)
+        return Line(
+            self.const - other.const, self.per_token - other.per_token, self.per_pair - other.per_pair
+        )
 
     @staticmethod
     def fit(rows: int, seqs: tuple[int, ...], ys: tuple[float, ...]) -> Line:
@@ -81,9 +83,14 @@ class Curve:
             return Curve((Line.fit(rows, seqs, tuple(max(t) for t in timelines)),))
         lines = {Line.fit(rows, seqs, ys) for ys in zip(*timelines)}
         # the upper envelope: a line below another for every batch never peaks
-        front = [ln for ln in lines if not any(
-            o != ln and o.const >= ln.const and o.per_token >= ln.per_token and o.per_pair >= ln.per_pair
-            for o in lines)]
+        front = [
+            ln
+            for ln in lines
+            if not any(
+                o != ln and o.const >= ln.const and o.per_token >= ln.per_token and o.per_pair >= ln.per_pair
+                for o in lines
+            )
+        ]
         return Curve(tuple(sorted(front, key=lambda ln: (ln.per_pair, ln.per_token))))
 
 
@@ -156,20 +163,21 @@ def _build(setup: Setup) -> Profile:
         # eager attention (a model without SDPA support, or asked for) needs the square term
         eager = one.config._attn_implementation != "sdpa" if hasattr(one, "config") else False
         seqs = (_PROBE_SEQ, 2 * _PROBE_SEQ, 4 * _PROBE_SEQ) if eager else (_PROBE_SEQ, 2 * _PROBE_SEQ)
-        runs = {(n_layers, seq): _run(setup, model, _PROBE_ROWS, seq)
-                for n_layers, model in ((1, one), (2, two)) for seq in seqs}
+        runs = {
+            (n_layers, seq): _run(setup, model, _PROBE_ROWS, seq)
+            for n_layers, model in ((1, one), (2, two))
+            for seq in seqs
+        }
     extra = setup.virtual_tokens
     total = tuple(seq + extra for seq in seqs)
 
     def end(n_layers: int) -> Line:
         return Line.fit(_PROBE_ROWS, total, tuple(runs[(n_layers, seq)][0] for seq in seqs))
 
-    def curve(what: int) -> Curve:
-        return Curve.fit(_PROBE_ROWS, total, tuple(runs[(1, seq)][what] for seq in seqs))
-
     prof.end_forward = end(1)
     prof.layer_retained = end(2) - end(1)
-    prof.forward_peak, prof.backward_peak = curve(1), curve(2)
+    prof.forward_peak = Curve.fit(_PROBE_ROWS, total, tuple(runs[(1, seq)][1] for seq in seqs))
+    prof.backward_peak = Curve.fit(_PROBE_ROWS, total, tuple(runs[(1, seq)][2] for seq in seqs))
     return prof
 
 
@@ -202,9 +210,14 @@ def _probe_setup(setup: Setup, total_layers: int) -> tuple[Setup, int, int]:
         if getattr(config, "rank_pattern", None):
             ranks[template] = config.rank_pattern.get(get_pattern_key(config.rank_pattern, path), config.r)
         if getattr(config, "alpha_pattern", None):
-            alphas[template] = config.alpha_pattern.get(get_pattern_key(config.alpha_pattern, path), config.lora_alpha)
-    options = {k: v for k, v in plan.options.items() if k not in ("layers_to_transform", "layers_pattern",
-                                                                    "exclude_modules")}
+            alphas[template] = config.alpha_pattern.get(
+                get_pattern_key(config.alpha_pattern, path), config.lora_alpha
+            )
+    options = {
+        k: v
+        for k, v in plan.options.items()
+        if k not in ("layers_to_transform", "layers_pattern", "exclude_modules")
+    }
     from ..modelmap import role_pattern
 
     regex = "|".join(f"(?:{role_pattern(t)})" for t in top)
@@ -251,7 +264,9 @@ def _run(setup: Setup, model: Any, rows: int, seq: int) -> tuple[int, list[int],
             counter.ignore([ids, weights, *model.parameters(), *model.buffers()])
             counter.start_phase()
             with cuda_like(autocast):
-                extra = {"targets": max(round(seq * setup.targets / setup.seq_len), 1)} if _seq2seq(model) else {}
+                extra = (
+                    {"targets": max(round(seq * setup.targets / setup.seq_len), 1)} if _seq2seq(model) else {}
+                )
                 hidden = _last_hidden(backbone(input_ids=ids, use_cache=False, **extra))
                 forward, end = counter.timeline, counter.current
                 loss = (hidden * weights).sum()  # a stand-in head: the real one is a formula
@@ -328,8 +343,10 @@ def _inventory(setup: Setup, one: Any, two: Any, adapted_layers: int) -> list[Te
     out = _frozen(base, _trained_base(one))
     out.extend(first.values())
     extra = max(adapted_layers - 1, 0)
-    out.extend(Tensor(t.name, t.numel * extra, t.dtype, t.shape, t.trainable, t.nbytes * extra, adapter=True)
-               for t in per_layer)
+    out.extend(
+        Tensor(t.name, t.numel * extra, t.dtype, t.shape, t.trainable, t.nbytes * extra, adapter=True)
+        for t in per_layer
+    )
     return out
 
 
@@ -339,8 +356,18 @@ def _trainable(t: Tensor) -> Tensor:
 
 def _frozen(tensors: list[Tensor], trained: set[str]) -> list[Tensor]:
     """Base tensors under a peft plan: frozen, but for the ones peft trains in place (biases)."""
-    return [Tensor(t.name, t.numel, t.dtype, t.shape, t.param and _suffix_in(t.name, trained), t.nbytes, param=t.param)
-            for t in tensors]
+    return [
+        Tensor(
+            t.name,
+            t.numel,
+            t.dtype,
+            t.shape,
+            t.param and _suffix_in(t.name, trained),
+            t.nbytes,
+            param=t.param,
+        )
+        for t in tensors
+    ]
 
 
 def _suffix_in(name: str, trained: set[str]) -> bool:
@@ -357,8 +384,10 @@ def _trained_base(model: Any) -> set[str]:
     return out
 
 
-_ADDED = re.compile(r"(lora_|ia3_|hada_|lokr_|oft_|boft_|vera_|fourierft|hra_|bone_|prompt_encoder|prefix|"
-                    r"modules_to_save|trainable_tokens|ln_tuning_layers|adaption_|lambda|magnitude)")
+_ADDED = re.compile(
+    r"(lora_|ia3_|hada_|lokr_|oft_|boft_|vera_|fourierft|hra_|bone_|prompt_encoder|prefix|"
+    r"modules_to_save|trainable_tokens|ln_tuning_layers|adaption_|lambda|magnitude)"
+)
 
 
 def _is_added(name: str) -> bool:
@@ -379,14 +408,29 @@ def _added(model: Any) -> dict[str, Tensor]:
             continue
         seen.add(id(p))
         dtype = str(p.dtype).replace("torch.", "")
-        out[name] = Tensor(name, p.numel(), dtype, tuple(p.shape), p.requires_grad, p.numel() * p.element_size(),
-                           adapter=True)
+        out[name] = Tensor(
+            name,
+            p.numel(),
+            dtype,
+            tuple(p.shape),
+            p.requires_grad,
+            p.numel() * p.element_size(),
+            adapter=True,
+        )
     return out
 
 
 def _base_tensors(setup: Setup) -> list[Tensor]:
-    return list(_base_tensors_cached(setup.key[0], setup.model_class, setup.dtype, setup.quantization,
-                                     setup.double_quant, _ConfigRef(setup.config)))
+    return list(
+        _base_tensors_cached(
+            setup.key[0],
+            setup.model_class,
+            setup.dtype,
+            setup.quantization,
+            setup.double_quant,
+            _ConfigRef(setup.config),
+        )
+    )
 
 
 class _ConfigRef:
@@ -403,8 +447,14 @@ class _ConfigRef:
 
 
 @functools.lru_cache(maxsize=16)
-def _base_tensors_cached(config_json: str, model_class: str | None, dtype: str, quantization: str,
-                         double_quant: bool, ref: _ConfigRef) -> tuple[Tensor, ...]:
+def _base_tensors_cached(
+    config_json: str,
+    model_class: str | None,
+    dtype: str,
+    quantization: str,
+    double_quant: bool,
+    ref: _ConfigRef,
+) -> tuple[Tensor, ...]:
     """The base model's parameters and buffers on meta; linear weights inside the stack are
     packed when the base is quantized (bitsandbytes leaves the LM head alone)."""
     import torch.nn as nn
@@ -414,8 +464,11 @@ def _base_tensors_cached(config_json: str, model_class: str | None, dtype: str, 
 
     model = _base(model_class, ref.config, dtype)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    packed = {id(m.weight) for m in model.modules()
-              if type(m) is nn.Linear and m is not head} if quantization != "none" else set()
+    packed = (
+        {id(m.weight) for m in model.modules() if type(m) is nn.Linear and m is not head}
+        if quantization != "none"
+        else set()
+    )
     out = []
     seen: set[int] = set()
     for name, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers()]:
@@ -427,8 +480,11 @@ def _base_tensors_cached(config_json: str, model_class: str | None, dtype: str, 
         if id(t) in packed:
             nbytes = packed_bytes(t.numel(), quantization, double_quant, rows=t.shape[0])
             dtype_name = "nf4" if quantization == "4bit" else "int8"
-        out.append(Tensor(name, t.numel(), dtype_name, tuple(t.shape), False, nbytes,
-                          param=isinstance(t, nn.Parameter)))
+        out.append(
+            Tensor(
+                name, t.numel(), dtype_name, tuple(t.shape), False, nbytes, param=isinstance(t, nn.Parameter)
+            )
+        )
     return tuple(out)
 
 

@@ -14,7 +14,8 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fit import GiB, Gpu, check_capacity, gpu
+from .._errors import PlanError
+from .fit import GiB, Gpu, gpu
 
 # component -> (colour, what it is); the order is the bar's
 COMPONENTS: dict[str, tuple[str, str]] = {
@@ -59,54 +60,56 @@ class MemoryEstimate:
 
     def fits(self, capacity: Any = None) -> bool:
         """Whether the step fits in `capacity` (bytes, or a GPU name; default: the estimate's GPU)."""
-        if capacity is None:
-            if self.gpu is None:
-                raise ValueError("give a capacity in bytes or a GPU name, e.g. fits('A100-80GB')")
-            capacity = self.gpu
-        return self.total_bytes <= check_capacity(capacity)
+        return self.total_bytes <= self._card(capacity).bytes
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{k} {v / GiB:.2f}" for k, v in self.breakdown.items() if v)
-        return (f"MemoryEstimate({self.method}: total {self.total_bytes / GiB:.2f} GiB, "
-                f"peak tensors {self.peak_bytes / GiB:.2f} GiB [{parts}])")
+        return (
+            f"MemoryEstimate({self.method}: total {self.total_bytes / GiB:.2f} GiB, "
+            f"peak tensors {self.peak_bytes / GiB:.2f} GiB [{parts}])"
+        )
 
     # ---- what-ifs (see options.py) --------------------------------------------------------
 
     def largest_batch(self, capacity: Any = None) -> int | None:
         from .options import largest_batch
 
-        return largest_batch(self.setup, self._capacity(capacity))
+        return largest_batch(self.setup, self._card(capacity))
 
     def largest_seq_len(self, capacity: Any = None) -> int | None:
         from .options import largest_seq_len
 
-        return largest_seq_len(self.setup, self._capacity(capacity))
+        return largest_seq_len(self.setup, self._card(capacity))
 
     def compare(self, capacity: Any = None) -> Any:
         """Full fine-tuning, LoRA and QLoRA, with and without gradient checkpointing."""
         from .options import compare
 
-        return compare(self.setup, self._capacity(capacity, required=False))
+        return compare(self.setup, gpu(capacity) if capacity is not None else self.gpu)
 
     def advice(self, capacity: Any = None) -> list[dict[str, Any]]:
         """What to change when the step does not fit (each with its new estimate)."""
         from .options import advice
 
-        return advice(self.setup, self._capacity(capacity))
+        return advice(self.setup, self._card(capacity))
 
-    def _capacity(self, capacity: Any, required: bool = True) -> Gpu | None:
+    def _card(self, capacity: Any) -> Gpu:
         if capacity is not None:
             return gpu(capacity)
-        if self.gpu is None and required:
-            raise ValueError("give a GPU name or a capacity in bytes")
+        if self.gpu is None:
+            raise PlanError(
+                "which card? give a GPU name or a capacity in bytes (or gpu= to estimate)", key="gpu"
+            )
         return self.gpu
 
     # ---- views ----------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
         """Everything the studio's memory panel shows, computed here."""
-        parts = [{"name": k, "bytes": int(v), "color": COMPONENTS[k][0], "help": COMPONENTS[k][1]}
-                 for k, v in self._bar().items()]
+        parts = [
+            {"name": k, "bytes": int(v), "color": COMPONENTS[k][0], "help": COMPONENTS[k][1]}
+            for k, v in self._bar().items()
+        ]
         out: dict[str, Any] = {
             "method": self.method,
             "peak_bytes": int(self.peak_bytes),
@@ -120,7 +123,11 @@ class MemoryEstimate:
             "gpu": None,
         }
         if self.gpu is not None:
-            out["gpu"] = {**self.gpu.to_json(), "fits": self.fits(), "free_bytes": self.gpu.bytes - self.total_bytes}
+            out["gpu"] = {
+                **self.gpu.to_json(),
+                "fits": self.fits(),
+                "free_bytes": self.gpu.bytes - self.total_bytes,
+            }
         return out
 
     def _bar(self) -> dict[str, int]:
@@ -137,10 +144,21 @@ class MemoryEstimate:
 
         fig = go.Figure()
         for name, value in self._bar().items():
-            fig.add_bar(y=["step"], x=[value / GiB], name=name, orientation="h",
-                        marker_color=COMPONENTS[name][0], hovertemplate=f"{name}: %{{x:.2f}} GiB<extra></extra>")
-        fig.update_layout(barmode="stack", height=220, xaxis_title="GiB", margin=dict(l=40, r=20, t=40, b=40),
-                          title=f"{self.total_bytes / GiB:.2f} GiB ({_METHODS[self.method]})")
+            fig.add_bar(
+                y=["step"],
+                x=[value / GiB],
+                name=name,
+                orientation="h",
+                marker_color=COMPONENTS[name][0],
+                hovertemplate=f"{name}: %{{x:.2f}} GiB<extra></extra>",
+            )
+        fig.update_layout(
+            barmode="stack",
+            height=220,
+            xaxis_title="GiB",
+            margin=dict(l=40, r=20, t=40, b=40),
+            title=f"{self.total_bytes / GiB:.2f} GiB ({_METHODS[self.method]})",
+        )
         if self.gpu is not None:
             fig.add_vline(x=self.gpu.bytes / GiB, line_dash="dash", annotation_text=self.gpu.name)
         return fig
@@ -177,23 +195,30 @@ def render_html(est: MemoryEstimate) -> str:
         verdict = "fits" if est.fits() else "does not fit"
         colour = "#2e7d32" if est.fits() else "#c62828"
         head += f" &middot; <span style='color:{colour}'>{verdict} on {html.escape(est.gpu.name)}</span>"
-    settings = (f"{html.escape(str(d['model']))} &middot; {html.escape(str(d['method']))} &middot; "
-                f"batch {d['batch_size']} x {d['seq_len']} tokens &middot; {d['dtype']}"
-                f"{' + ' + d['autocast'] + ' autocast' if d['autocast'] else ''} &middot; "
-                f"{'gradient checkpointing' if d['gradient_checkpointing'] else 'no checkpointing'} &middot; "
-                f"{d['optimizer']} &middot; {d['loss']} loss")
+    settings = (
+        f"{html.escape(str(d['model']))} &middot; {html.escape(str(d['method']))} &middot; "
+        f"batch {d['batch_size']} x {d['seq_len']} tokens &middot; {d['dtype']}"
+        f"{' + ' + d['autocast'] + ' autocast' if d['autocast'] else ''} &middot; "
+        f"{'gradient checkpointing' if d['gradient_checkpointing'] else 'no checkpointing'} &middot; "
+        f"{d['optimizer']} &middot; {d['loss']} loss"
+    )
     rows = "".join(
-        f"<tr><td><span style='display:inline-block;width:10px;height:10px;background:{COMPONENTS[k][0]}'></span> "
+        f"<tr><td><span style='display:inline-block;width:10px;height:10px;"
+        f"background:{COMPONENTS[k][0]}'></span> "
         f"{html.escape(k)}</td><td style='text-align:right'>{v / GiB:.2f} GiB</td>"
         f"<td style='color:#777'>{html.escape(COMPONENTS[k][1])}</td></tr>"
         for k, v in est._bar().items()
     )
-    note = (f"{_METHODS[est.method]}; peak during {html.escape(est.phase)}; tensors at the peak "
-            f"{est.peak_bytes / GiB:.2f} GiB (compare with torch.cuda.max_memory_allocated)")
-    return (f"<div class='jp-memory' style='font-family:sans-serif;font-size:13px;max-width:640px'>"
-            f"<div>{head}</div><div style='color:#555;margin:2px 0 6px'>{settings}</div>{_svg(est)}"
-            f"<table style='border-collapse:collapse;margin-top:6px'>{rows}</table>"
-            f"<div style='color:#777;margin-top:4px'>{note}</div></div>")
+    note = (
+        f"{_METHODS[est.method]}; peak during {html.escape(est.phase)}; tensors at the peak "
+        f"{est.peak_bytes / GiB:.2f} GiB (compare with torch.cuda.max_memory_allocated)"
+    )
+    return (
+        f"<div class='jp-memory' style='font-family:sans-serif;font-size:13px;max-width:640px'>"
+        f"<div>{head}</div><div style='color:#555;margin:2px 0 6px'>{settings}</div>{_svg(est)}"
+        f"<table style='border-collapse:collapse;margin-top:6px'>{rows}</table>"
+        f"<div style='color:#777;margin-top:4px'>{note}</div></div>"
+    )
 
 
 def _svg(est: MemoryEstimate, width: int = 600, height: int = 26) -> str:
@@ -202,12 +227,18 @@ def _svg(est: MemoryEstimate, width: int = 600, height: int = 26) -> str:
     x, rects = 0.0, []
     for name, value in bar.items():
         w = width * value / scale
-        rects.append(f"<rect x='{x:.1f}' y='0' width='{w:.1f}' height='{height}' fill='{COMPONENTS[name][0]}'>"
-                     f"<title>{html.escape(name)}: {value / GiB:.2f} GiB</title></rect>")
+        rects.append(
+            f"<rect x='{x:.1f}' y='0' width='{w:.1f}' height='{height}' fill='{COMPONENTS[name][0]}'>"
+            f"<title>{html.escape(name)}: {value / GiB:.2f} GiB</title></rect>"
+        )
         x += w
     if est.gpu is not None:
         gx = width * est.gpu.bytes / scale
-        rects.append(f"<line x1='{gx:.1f}' x2='{gx:.1f}' y1='0' y2='{height + 4}' stroke='#000' "
-                     f"stroke-dasharray='3,2'><title>{html.escape(est.gpu.name)}</title></line>")
-    return (f"<svg width='{width + 2}' height='{height + 6}' role='img' "
-            f"aria-label='memory breakdown'>{''.join(rects)}</svg>")
+        rects.append(
+            f"<line x1='{gx:.1f}' x2='{gx:.1f}' y1='0' y2='{height + 4}' stroke='#000' "
+            f"stroke-dasharray='3,2'><title>{html.escape(est.gpu.name)}</title></line>"
+        )
+    return (
+        f"<svg width='{width + 2}' height='{height + 6}' role='img' "
+        f"aria-label='memory breakdown'>{''.join(rects)}</svg>"
+    )

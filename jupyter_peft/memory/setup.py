@@ -19,7 +19,13 @@ from typing import Any
 from .._errors import PlanError, unknown
 
 DTYPES = {"float32": 4, "bfloat16": 2, "float16": 2}
-_DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16", "float": "float32"}
+_DTYPE_ALIASES = {
+    "fp32": "float32",
+    "bf16": "bfloat16",
+    "fp16": "float16",
+    "half": "float16",
+    "float": "float32",
+}
 LOSSES = ("chunked", "full")
 # TRL trainers whose step runs chosen and rejected sequences together (twice the rows).
 PAIRED = ("dpo", "orpo", "cpo", "reward")
@@ -79,9 +85,17 @@ class Setup:
     def virtual_tokens(self) -> int:
         """Prompt-learning tokens prepended to every sequence (prompt tuning, p-tuning; prefix
         tuning adds keys and values to attention instead, no tokens)."""
-        if self.plan is None or not self.plan.method_spec.is_prompt_learning or self.plan.method == "prefix_tuning":
+        if (
+            self.plan is None
+            or not self.plan.method_spec.is_prompt_learning
+            or self.plan.method == "prefix_tuning"
+        ):
             return 0
-        return int(self.plan.options.get("num_virtual_tokens", self.plan.method_spec.options["num_virtual_tokens"].default))
+        return int(
+            self.plan.options.get(
+                "num_virtual_tokens", self.plan.method_spec.options["num_virtual_tokens"].default
+            )
+        )
 
     @property
     def adapter_dtype(self) -> str:
@@ -96,8 +110,19 @@ class Setup:
         """What the per-model work depends on (not batch or sequence length)."""
         plan = self.plan.to_yaml() if self.plan is not None else None
         ratio = round(self.targets / self.seq_len, 3)  # encoder-decoder: target to source length
-        return (config_key(self.config), self.model_class, plan, self.dtype, self.autocast, ratio,
-                self.gradient_checkpointing, self.quantization, self.double_quant, self.trainer, self.attention)
+        return (
+            config_key(self.config),
+            self.model_class,
+            plan,
+            self.dtype,
+            self.autocast,
+            ratio,
+            self.gradient_checkpointing,
+            self.quantization,
+            self.double_quant,
+            self.trainer,
+            self.attention,
+        )
 
 
 def config_key(config: Any) -> str:
@@ -114,7 +139,9 @@ def resolve(model_or_config: Any, plan: Any = None, **options: Any) -> Setup:
     train = _train_settings(plan)
     unknown_keys = set(options) - set(_OPTIONS)
     if unknown_keys:
-        raise unknown("option", sorted(unknown_keys)[0], _OPTIONS, " for estimate", key=sorted(unknown_keys)[0])
+        raise unknown(
+            "option", sorted(unknown_keys)[0], _OPTIONS, " for estimate", key=sorted(unknown_keys)[0]
+        )
     pick = {k: options[k] if options.get(k) is not None else train.get(k) for k in _OPTIONS}
     quant = pick["quantization"] or (plan.effective_quantization if plan is not None else None)
     quant = quant or facts.get("quantization", "none")
@@ -135,15 +162,20 @@ def resolve(model_or_config: Any, plan: Any = None, **options: Any) -> Setup:
         loss=_loss(pick["loss"], config),
         trainer=str(train.get("trainer", "sft")),
         quantization=_choice(str(quant), ("none", "4bit", "8bit"), "quantization"),
-        double_quant=bool(pick["double_quant"] if pick["double_quant"] is not None else _double_quant(plan, facts)),
+        double_quant=bool(
+            pick["double_quant"] if pick["double_quant"] is not None else _double_quant(plan, facts)
+        ),
         model_class=facts.get("model_class") or _config_class(config),
         target_len=_positive(pick["target_len"], "target_len") if pick["target_len"] is not None else None,
         attention=_choice(pick["attention"] or "fused", ("fused", "eager"), "attention"),
         keep_gradients=bool(pick["keep_gradients"]),
     )
     if setup.quantization != "none" and setup.full:
-        raise PlanError("full fine-tuning cannot train quantized weights: use a LoRA plan (QLoRA) or quantization none",
-                        key="quantization", value=setup.quantization)
+        raise PlanError(
+            "full fine-tuning cannot train quantized weights: use a LoRA plan (QLoRA) or quantization none",
+            key="quantization",
+            value=setup.quantization,
+        )
     return setup
 
 
@@ -154,7 +186,7 @@ _OPTIONS = {
     "dtype": "storage dtype of the base weights: float32, bfloat16, float16",
     "autocast": "mixed precision: bfloat16, float16 or none (TRL: bf16 / fp16)",
     "gradient_checkpointing": "recompute activations in backward (TRL: gradient_checkpointing)",
-    "optimizer": "transformers optim name: adamw_torch_fused, adamw_torch, adamw_8bit, paged_adamw_8bit, sgd...",
+    "optimizer": "transformers optim name: adamw_torch_fused, adamw_torch, adamw_8bit, paged_adamw_8bit...",
     "loss": "chunked (TRL's fused LM head) or full (logits, the model's own loss)",
     "quantization": "none, 4bit or 8bit base weights (default: the plan's, else the model's)",
     "double_quant": "4-bit double quantization (bnb_4bit_use_double_quant)",
@@ -189,7 +221,9 @@ def _train_settings(plan: Any) -> dict[str, Any]:
 
 
 def _as_plan(plan: Any) -> Any:
-    if plan is None or (isinstance(plan, str) and plan.strip().lower() in ("full", "full_finetuning", "none")):
+    if plan is None or (
+        isinstance(plan, str) and plan.strip().lower() in ("full", "full_finetuning", "none")
+    ):
         return None
     from ..adapt import as_plan
 
@@ -229,8 +263,10 @@ def _model_facts(model: Any) -> tuple[Any, dict[str, Any]]:
     base = getattr(base, "model", base) if type(base).__name__ in ("LoraModel",) else base
     config = getattr(base, "config", None)
     if config is None:
-        raise PlanError(f"{type(model).__name__} has no transformers config; pass its config instead",
-                        key="model_or_config")
+        raise PlanError(
+            f"{type(model).__name__} has no transformers config; pass its config instead",
+            key="model_or_config",
+        )
     facts: dict[str, Any] = {"model_class": type(base).__name__}
     kinds = {type(m).__name__ for m in base.modules()}
     if "Linear4bit" in kinds:
@@ -253,7 +289,9 @@ def _folder_config(path: str) -> Any:
     try:
         return AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as err:
-        raise PlanError(f"cannot read a model config from {path!r}: {err}", key="model_or_config", value=path) from None
+        raise PlanError(
+            f"cannot read a model config from {path!r}: {err}", key="model_or_config", value=path
+        ) from None
 
 
 def _config_dtype(config: Any) -> str:

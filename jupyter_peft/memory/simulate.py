@@ -37,8 +37,15 @@ class Simulated:
 
 
 # MemTracker's kinds -> MemoryEstimate's components
-_KINDS = {"parameter": "weights", "buffer": "weights", "other": "weights", "gradient": "gradients",
-          "optstate": "optimizer", "activation": "activations", "temp": "temporaries"}
+_KINDS = {
+    "parameter": "weights",
+    "buffer": "weights",
+    "other": "weights",
+    "gradient": "gradients",
+    "optstate": "optimizer",
+    "activation": "activations",
+    "temp": "temporaries",
+}
 
 
 def simulate(setup: Setup, real: bool = False) -> Simulated:
@@ -99,9 +106,16 @@ def _gpu_kernels() -> Iterator[None]:
     except ImportError:  # an older TRL without the fused head: nothing to replace
         yield
         return
-    saved = kernels._forward_tile, kernels._backward_tile, kernels._addmm_fp32
-    kernels._forward_tile = kernels._backward_tile = kernels._addmm_fp32 = lambda *args, **kwargs: None
+    names = ("_forward_tile", "_backward_tile", "_addmm_fp32")
+    saved = {name: getattr(kernels, name) for name in names}
+    for name in names:
+        setattr(kernels, name, _in_place)
     try:
         yield
     finally:
-        kernels._forward_tile, kernels._backward_tile, kernels._addmm_fp32 = saved
+        for name, function in saved.items():
+            setattr(kernels, name, function)
+
+
+def _in_place(*args: Any, **kwargs: Any) -> None:
+    """Stands for a CUDA kernel that writes into buffers it was given."""

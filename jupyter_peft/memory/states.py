@@ -35,22 +35,25 @@ class Optimizer:
     """Adafactor: row and column second moments instead of full ones."""
 
 
-OPTIMIZERS: dict[str, Optimizer] = {o.name: o for o in [
-    Optimizer("adamw_torch_fused", 2),
-    Optimizer("adamw_torch", 2, step_temp=1.0),  # torch picks foreach on CUDA
-    Optimizer("adamw_8bit", 2, "8bit"),
-    Optimizer("adamw_bnb_8bit", 2, "8bit"),
-    Optimizer("paged_adamw_8bit", 2, "8bit", paged=True),
-    Optimizer("paged_adamw_32bit", 2, "float32", paged=True),
-    Optimizer("lion_8bit", 1, "8bit"),
-    Optimizer("lion_32bit", 1, "float32"),
-    Optimizer("paged_lion_8bit", 1, "8bit", paged=True),
-    Optimizer("paged_lion_32bit", 1, "float32", paged=True),
-    Optimizer("sgd", 0),
-    Optimizer("adagrad", 1, step_temp=1.0),
-    Optimizer("rmsprop", 1, step_temp=1.0),
-    Optimizer("adafactor", 1, "float32", factored=True),
-]}
+OPTIMIZERS: dict[str, Optimizer] = {
+    o.name: o
+    for o in [
+        Optimizer("adamw_torch_fused", 2),
+        Optimizer("adamw_torch", 2, step_temp=1.0),  # torch picks foreach on CUDA
+        Optimizer("adamw_8bit", 2, "8bit"),
+        Optimizer("adamw_bnb_8bit", 2, "8bit"),
+        Optimizer("paged_adamw_8bit", 2, "8bit", paged=True),
+        Optimizer("paged_adamw_32bit", 2, "float32", paged=True),
+        Optimizer("lion_8bit", 1, "8bit"),
+        Optimizer("lion_32bit", 1, "float32"),
+        Optimizer("paged_lion_8bit", 1, "8bit", paged=True),
+        Optimizer("paged_lion_32bit", 1, "float32", paged=True),
+        Optimizer("sgd", 0),
+        Optimizer("adagrad", 1, step_temp=1.0),
+        Optimizer("rmsprop", 1, step_temp=1.0),
+        Optimizer("adafactor", 1, "float32", factored=True),
+    ]
+}
 
 _MIN_8BIT = 4096  # bnb keeps fp32 state for smaller tensors
 _MIN_PAGED = 100_000  # bnb pages only tensors this large

@@ -97,15 +97,22 @@ def _bnb_optimizer(name: str, params: list[Any], run_kernels: bool) -> Any:
     import bitsandbytes as bnb
 
     classes = {
-        "adamw_8bit": bnb.optim.AdamW8bit, "adamw_bnb_8bit": bnb.optim.AdamW8bit,
-        "paged_adamw_8bit": bnb.optim.PagedAdamW8bit, "paged_adamw_32bit": bnb.optim.PagedAdamW32bit,
-        "lion_8bit": bnb.optim.Lion8bit, "lion_32bit": bnb.optim.Lion32bit,
-        "paged_lion_8bit": bnb.optim.PagedLion8bit, "paged_lion_32bit": bnb.optim.PagedLion32bit,
+        "adamw_8bit": bnb.optim.AdamW8bit,
+        "adamw_bnb_8bit": bnb.optim.AdamW8bit,
+        "paged_adamw_8bit": bnb.optim.PagedAdamW8bit,
+        "paged_adamw_32bit": bnb.optim.PagedAdamW32bit,
+        "lion_8bit": bnb.optim.Lion8bit,
+        "lion_32bit": bnb.optim.Lion32bit,
+        "paged_lion_8bit": bnb.optim.PagedLion8bit,
+        "paged_lion_32bit": bnb.optim.PagedLion32bit,
     }
     if name not in classes:
-        raise PlanError(f"simulate does not run optimizer {name!r}; the analytic estimate covers it",
-                        key="optimizer", choices=[*classes, "adamw_torch_fused", "adamw_torch", "sgd"])
-    building = contextlib.nullcontext()
+        raise PlanError(
+            f"simulate does not run optimizer {name!r}; the analytic estimate covers it",
+            key="optimizer",
+            choices=[*classes, "adamw_torch_fused", "adamw_torch", "sgd"],
+        )
+    building: Any = contextlib.nullcontext()
     if not run_kernels:  # its quantization maps are real tensors, made with real values
         from torch._subclasses.fake_tensor import unset_fake_temporarily
 

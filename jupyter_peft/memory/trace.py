@@ -16,7 +16,6 @@ The simulation (`simulate.py`) and the layer probe (`probe.py`) share these tool
 from __future__ import annotations
 
 import contextlib
-import functools
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -61,7 +60,9 @@ def fused_attention(
 
 
 @fused_attention.register_fake
-def _(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     b, a, s, d = q.shape
     out = q.new_empty((b, s, a, v.shape[-1])).transpose(1, 2)
     return out, q.new_empty((b, a, s), dtype=torch.float32)
@@ -86,7 +87,9 @@ def fused_attention_backward(
 
 
 @fused_attention_backward.register_fake
-def _(grad: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float) -> Any:
+def _(
+    grad: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float
+) -> Any:
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
 
 
@@ -105,8 +108,16 @@ def _attention_backward(ctx: Any, grad: torch.Tensor, _grad_lse: Any) -> Any:
 fused_attention.register_autograd(_attention_backward, setup_context=_attention_setup)
 
 
-def _sdpa(q: Any, k: Any, v: Any, attn_mask: Any = None, dropout_p: float = 0.0, is_causal: bool = False,
-          scale: float | None = None, enable_gqa: bool = False) -> torch.Tensor:
+def _sdpa(
+    q: Any,
+    k: Any,
+    v: Any,
+    attn_mask: Any = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> torch.Tensor:
     """scaled_dot_product_attention as a CUDA fused kernel: autocast to the lower precision, no s^2."""
     if torch.is_autocast_enabled("cpu"):
         dtype = torch.get_autocast_dtype("cpu")
@@ -118,19 +129,54 @@ def _sdpa(q: Any, k: Any, v: Any, attn_mask: Any = None, dropout_p: float = 0.0,
 
 # ---- CUDA's autocast policy on CPU -------------------------------------------------------
 
+
 def _fp32_ops() -> frozenset[Any]:
     """Functions CUDA autocast runs in fp32 (its `fp32` and `fp32_set_opt_dtype` lists, the
     ones models call); CPU autocast leaves these in the input's dtype."""
     T = torch.Tensor
-    return frozenset([
-        F.layer_norm, torch.layer_norm, F.group_norm, torch.group_norm,
-        torch.pow, T.pow, T.__pow__, torch.exp, T.exp, torch.log, T.log, torch.rsqrt, T.rsqrt,
-        torch.expm1, torch.log1p, torch.reciprocal, T.reciprocal, torch.logsumexp, T.logsumexp,
-        F.softmax, torch.softmax, T.softmax, F.log_softmax, torch.log_softmax, T.log_softmax,
-        torch.cumsum, T.cumsum, torch.prod, torch.norm, T.norm, F.softplus, F.cosine_similarity,
-        F.cross_entropy, F.nll_loss, F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.kl_div,
-        F.binary_cross_entropy_with_logits,
-    ])
+    return frozenset(
+        [
+            F.layer_norm,
+            torch.layer_norm,
+            F.group_norm,
+            torch.group_norm,
+            torch.pow,
+            T.pow,
+            T.__pow__,
+            torch.exp,
+            T.exp,
+            torch.log,
+            T.log,
+            torch.rsqrt,
+            T.rsqrt,
+            torch.expm1,
+            torch.log1p,
+            torch.reciprocal,
+            T.reciprocal,
+            torch.logsumexp,
+            T.logsumexp,
+            F.softmax,
+            torch.softmax,
+            T.softmax,
+            F.log_softmax,
+            torch.log_softmax,
+            T.log_softmax,
+            torch.cumsum,
+            T.cumsum,
+            torch.prod,
+            torch.norm,
+            T.norm,
+            F.softplus,
+            F.cosine_similarity,
+            F.cross_entropy,
+            F.nll_loss,
+            F.mse_loss,
+            F.l1_loss,
+            F.smooth_l1_loss,
+            F.kl_div,
+            F.binary_cross_entropy_with_logits,
+        ]
+    )
 
 
 _LOW = (torch.bfloat16, torch.float16)
@@ -242,7 +288,7 @@ class ByteCounter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
-        for t in (out if isinstance(out, (tuple, list)) else (out,)):
+        for t in out if isinstance(out, (tuple, list)) else (out,):
             if isinstance(t, torch.Tensor):
                 self._count(t.untyped_storage())
         self.timeline.append(self.current)
@@ -279,7 +325,9 @@ class PeakTracker(MemTracker):
     @property
     def counted(self) -> int:
         """Bytes alive now, excluded kinds left out."""
-        return sum(snap["Total"] - sum(snap.get(k, 0) for k in self.exclude) for snap in self._curr_mem_snap.values())
+        return sum(
+            snap["Total"] - sum(snap.get(k, 0) for k in self.exclude) for snap in self._curr_mem_snap.values()
+        )
 
     @property
     def peak(self) -> int:
@@ -306,17 +354,18 @@ class PeakTracker(MemTracker):
             self._peak_mem_snap = {dev: dict(snap) for dev, snap in self._curr_mem_snap.items()}
         self.phase_peak = max(self.phase_peak, now)
 
-    def _track_module_params_and_buffers(self, module: nn.Module, install_grad_hooks: bool = True) -> tuple[int, int]:
+    def _track_module_params_and_buffers(
+        self, module: nn.Module, install_grad_hooks: bool = True
+    ) -> tuple[int, int]:
         # the stock version hooks every parameter, and frozen ones cannot take a grad hook
         for p in module.parameters():
             self._update_and_maybe_create_winfos(p, _MemRefType.PARAM)
             if p.grad is not None:
                 self._update_and_maybe_create_winfos(p.grad, _MemRefType.GRAD)
             if install_grad_hooks and p.requires_grad and self._param_to_grad_hook_handles.get(p) is None:
-                hook = functools.partial(self._grad_hook)
                 self._param_to_grad_hook_handles[p] = (
-                    p.register_hook(hook),
-                    p.register_post_accumulate_grad_hook(lambda q: hook(q.grad)),
+                    p.register_hook(self._grad_hook),
+                    p.register_post_accumulate_grad_hook(self._accumulated_hook),
                 )
         for b in module.buffers():
             self._update_and_maybe_create_winfos(b, _MemRefType.BUFFER)
@@ -324,6 +373,10 @@ class PeakTracker(MemTracker):
 
     def _grad_hook(self, grad: torch.Tensor) -> None:
         self._update_and_maybe_create_winfos(grad, _MemRefType.GRAD)
+
+    def _accumulated_hook(self, param: torch.Tensor) -> None:
+        if param.grad is not None:
+            self._grad_hook(param.grad)
 
     # Per-module snapshots are not needed: only note activation-checkpoint recomputation
     # (it decides ACT vs TEMP) and track each module's parameters once.

@@ -11,9 +11,14 @@ or bitsandbytes. The public names are resolved lazily from their rooms on first 
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ._errors import PlanError
+
+# bitsandbytes 0.50 warns at import, on CPUs with AVX512-BF16, that an optional hub kernel is
+# missing; peft imports it, so every studio and %%peft output would start with that red line.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 __version__ = "0.1.0"
 
@@ -36,6 +41,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "studio": ("widgets.studio", "studio"),
     "Studio": ("widgets.studio", "Studio"),
     "export": ("exports", "export"),
+    "merge": ("merging", "merge"),
     "demo": ("demo", None),
 }
 
@@ -56,6 +62,11 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where `jupyter labextension develop` finds the prebuilt front-end extension."""
+    return [{"src": "labextension", "dest": "jupyter-peft"}]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext jupyter_peft`: register `%peft` and `%%peft` (twice is harmless)."""
     from .magics import PeftMagics
@@ -72,11 +83,12 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 if TYPE_CHECKING:  # real imports for type checkers and IDEs only
     from . import demo, methods
-    from .apply import apply
-    from .export import export
-    from .modelmap import ModelMap, inspect
+    from .adapt import apply
+    from .exports import export
     from .memory import MemoryEstimate, estimate
+    from .merging import merge
+    from .modelmap import ModelMap, inspect
     from .plan import Plan
+    from .run import Run, attach, train
     from .summary import Summary, summarize
-    from .train import Run, attach, train
     from .widgets.studio import Studio, studio

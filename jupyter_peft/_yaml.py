@@ -57,6 +57,15 @@ _Dumper.add_representer(str, _str)
 _Dumper.add_representer(tuple, lambda d, v: d.represent_list(list(v)))
 
 
+class _Top(dict):  # type: ignore[type-arg]
+    """The plan's own mapping: always one key per line, even when every value is a scalar
+    (PyYAML's default_flow_style=None would write `{method: ia3, r: 8}`)."""
+
+
+_Dumper.add_representer(_Top, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v, flow_style=False))
+
+
 def dump(data: dict[str, Any]) -> str:
     """One top-level key per line; short lists and mappings of scalars in flow style."""
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)
+    return yaml.dump(_Top(data), Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=100,
+                     allow_unicode=True)

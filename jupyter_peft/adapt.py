@@ -3,8 +3,9 @@
 Everything is checked before the model is touched: the targets exist and the method can
 adapt them, the rank keys select targeted modules, the quantization matches. Applying
 again replaces the adapters the model carries (no nesting, no doubled trainable count);
-a plan with `adapter_name` adds or replaces only that adapter. If peft still fails, the
-model is put back exactly as it was.
+a plan with `adapter_name` adds or replaces only that adapter. A quantized base is
+prepared for k-bit training before its first adapter (`kbit.prepare`, once). If peft still
+fails, the model's modules and trainable flags are put back as they were.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from . import kbit
 from ._errors import PlanError
 from .modelmap import ModelMap, inspect, role_pattern
 from .plan import Plan
 
 # base model -> the PeftModel we made of it, so that applying to `model` again finds it
 _WRAPPED: weakref.WeakKeyDictionary[Any, weakref.ref[Any]] = weakref.WeakKeyDictionary()
+# PeftModel -> {adapter name: the Plan applied}, so that export can find what a model carries
+_PLANS: weakref.WeakKeyDictionary[Any, dict[str, Plan]] = weakref.WeakKeyDictionary()
+_LAST: list[weakref.ref[Any]] = []  # the PeftModel of the latest successful apply
 
 
 @dataclass
@@ -44,8 +49,11 @@ def as_plan(plan: Any) -> Plan:
     raise PlanError(f"expected a Plan, YAML text or a mapping, got {type(plan).__name__}")
 
 
-def check(plan: Any, model: Any) -> Checked:
-    """Check `plan` against `model` without changing anything; PlanError says what is wrong."""
+def check(plan: Any, model: Any, model_map: ModelMap | None = None) -> Checked:
+    """Check `plan` against `model` without changing anything; PlanError says what is wrong.
+
+    `model_map`: the model's current ModelMap when the caller keeps one (the studio checks
+    on every click and saves the walk over the model); inspected here otherwise."""
     import torch.nn as nn
 
     plan = as_plan(plan)
@@ -53,7 +61,8 @@ def check(plan: Any, model: Any) -> Checked:
         raise PlanError(f"expected a torch model (nn.Module), got {type(model).__name__}")
     spec = plan.method_spec
     existing = find_peft_model(model)
-    model_map = inspect(existing if existing is not None else model)
+    if model_map is None:
+        model_map = inspect(existing if existing is not None else model)
     _check_quantization(plan, model_map)
 
     targets: list[str] = []
@@ -75,6 +84,21 @@ def apply(plan: Any, model: Any) -> Any:
     return _wrap(checked, model)
 
 
+def applied_plan(peft_model: Any = None, adapter: str | None = None) -> tuple[Any, Plan] | None:
+    """(PeftModel, Plan) last applied to `peft_model` (or its base) for `adapter` (default: the
+    active one); with no model, the latest apply in this session. None when nothing is recorded."""
+    if peft_model is None:
+        peft_model = _LAST[0]() if _LAST else None
+    else:
+        peft_model = find_peft_model(peft_model)
+    plans = _PLANS.get(peft_model) if peft_model is not None else None
+    if not plans:
+        return None
+    name = adapter or getattr(peft_model, "active_adapter", None)
+    plan = plans.get(name) if isinstance(name, str) else None
+    return (peft_model, plan) if plan is not None else None
+
+
 def find_peft_model(model: Any) -> Any:
     """The PeftModel `model` is (or whose base it is), else None."""
     from peft import PeftModel
@@ -86,6 +110,11 @@ def find_peft_model(model: Any) -> Any:
     if peft_model is not None and peft_model.get_base_model() is model:
         return peft_model
     return None
+
+
+def forget(model: Any) -> None:
+    """Forget that `model` was wrapped (its adapters were merged into it in place)."""
+    _WRAPPED.pop(model, None)
 
 
 def _wrap(checked: Checked, model: Any) -> Any:
@@ -100,16 +129,28 @@ def _wrap(checked: Checked, model: Any) -> Any:
             if name in existing.peft_config:
                 existing.delete_adapter(name)
             existing.add_adapter(name, checked.config)
+            kbit.prepare(base, kbit.wants_checkpointing(plan.train, base))
             existing.set_adapter(name)
             peft_model = existing
         else:
             snapshot.strip_adapters()
+            kbit.prepare(base, kbit.wants_checkpointing(plan.train, base))  # once per base; no-op unquantized
             peft_model = get_peft_model(base, checked.config, adapter_name=plan.adapter_name or "default")
     except Exception as err:  # peft's own refusal after our checks: undo, then explain
         snapshot.restore()
         raise PlanError(f"peft could not apply this plan, the model is unchanged: {type(err).__name__}: {err}") from err
     _WRAPPED[peft_model.get_base_model()] = weakref.ref(peft_model)
+    _record(peft_model, plan)
     return peft_model
+
+
+def _record(peft_model: Any, plan: Plan) -> None:
+    """Remember the plan behind each adapter (export reads it back with `applied_plan`)."""
+    name = plan.adapter_name or "default"
+    plans = {n: p for n, p in _PLANS.get(peft_model, {}).items() if n in peft_model.peft_config}
+    plans[name] = plan
+    _PLANS[peft_model] = plans
+    _LAST[:] = [weakref.ref(peft_model)]
 
 
 class _Snapshot:
@@ -177,14 +218,26 @@ def _default_targets(spec: Any, model_map: ModelMap) -> Any:
     tuner = PEFT_TYPE_TO_TUNER_MAPPING.get(PeftType(spec.peft_type))
     model_type = getattr(getattr(model_map.base_model, "config", None), "model_type", None)
     default = getattr(tuner, "target_module_mapping", {}).get(model_type) if tuner else None
+    if default is None and tuner is not None:  # tuners that keep their table inside a hook (IA3)
+        default = _hook_default_targets(spec, model_map)
     if default is None:
         raise PlanError(
-            f"peft has no default targets for {model_type or type(model_map.base_model).__name__}: "
-            "set target_modules",
+            f"peft has no default targets for {model_type or type(model_map.base_model).__name__}: set target_modules",
             key="target_modules",
             choices=_group_choices(model_map),
         )
     return default if isinstance(default, str) else list(default)
+
+
+def _hook_default_targets(spec: Any, model_map: ModelMap) -> Any:
+    """The targets peft's own config hook picks for this model type, or None."""
+    from .counting import prepared_config
+
+    try:
+        config = spec.config_class(**spec.fixed)
+        return prepared_config(config, model_map.base_model).target_modules
+    except (ValueError, TypeError):  # a config that needs more, or "Please specify `target_modules`"
+        return None
 
 
 def _group_choices(model_map: ModelMap) -> list[str]:
@@ -228,25 +281,26 @@ def _check_targets(plan: Plan, model_map: ModelMap, resolved: Any, targets: list
 
 
 def _check_quantization(plan: Plan, model_map: ModelMap) -> None:
+    """A plan's quantization must be the model's: a loaded model keeps the one it was loaded with."""
     want = plan.effective_quantization
-    have = _quantization_of(model_map)
-    if want != "none" and have != want and plan.base is None:
+    have = kbit.quantization_of(model_map.base_model)
+    if want == "none" or have == want or plan.base is not None:
+        return
+    where: dict[str, Any] = {"key": "quantization" if plan.quantization else "method", "value": want}
+    if have == "none":
         raise PlanError(
-            f"the plan asks for a {want} base but this model is {'not quantized' if have == 'none' else have}: "
+            f"the plan asks for a {want} base but this model is not quantized: "
             "quantization happens when a model is loaded. Add `base: <path or hub id>` to the plan to load it "
             f"quantized, or load it with BitsAndBytesConfig(load_in_{want[0]}bit=True)",
-            key="quantization" if plan.quantization else "method",
-            value=want,
+            **where,
         )
-
-
-def _quantization_of(model_map: ModelMap) -> str:
-    kinds = {g.kind for g in model_map.groups}
-    if "Linear4bit" in kinds:
-        return "4bit"
-    if "Linear8bitLt" in kinds:
-        return "8bit"
-    return "none"
+    fix = f"write `quantization: {have}` (or leave it out)" if plan.quantization else "use `method: lora` on it"
+    raise PlanError(
+        f"the plan asks for a {want} base but this model was loaded in {have}, and a loaded model keeps its "
+        f"quantization: {fix}, or load the base again in {want} with `base: <path or hub id>`",
+        choices=[have] if have in ("4bit", "8bit") else [],
+        **where,
+    )
 
 
 def _resolve_patterns(mapping: dict[str, Any], key: str, model_map: ModelMap, targets: list[str]) -> dict[str, Any]:
@@ -266,7 +320,10 @@ def _resolve_patterns(mapping: dict[str, Any], key: str, model_map: ModelMap, ta
             raise PlanError(f"{name!r} is not a valid pattern: {err}", key=f"{key}.{name}") from None
         if not hits:
             raise PlanError(
-                f"{name!r} selects none of the targeted modules", key=f"{key}.{name}", value=name, choices=targeted_roles
+                f"{name!r} selects none of the targeted modules",
+                key=f"{key}.{name}",
+                value=name,
+                choices=targeted_roles,
             )
         out[pattern] = value
     return out

@@ -1,43 +1,56 @@
-"""Loading the base model a plan names (`base:`), quantized when the plan says so."""
+"""Loading the base model a plan names (`base:`), quantized when the plan says so.
+
+`base:` is a local folder (what `save_pretrained` writes) or a hub id. A 4-bit or 8-bit plan
+loads through bitsandbytes (`BitsAndBytesConfig` from the plan's bnb_* options) onto one
+device: the GPU when there is one, else the CPU.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ._errors import PlanError
 
+INSTALL_HINT = "pip install 'jupyter-peft[quant]'"
 
-def load_base(plan: Any) -> tuple[Any, Any]:
-    """(model, tokenizer) for `plan.base`, a local folder or hub id, quantized per the plan."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs: dict[str, Any] = {}
+def load_base(plan: Any, device_map: Any = None) -> tuple[Any, Any]:
+    """(model, tokenizer) for `plan.base`, quantized per the plan; tokenizer is None when the
+    folder has none. `device_map` defaults to the GPU when there is one, else "cpu"."""
+    from transformers import AutoModelForCausalLM
+
+    source = _check_source(plan.base)
     quant = quantization_config(plan)
+    kwargs: dict[str, Any] = {}
+    if quant is not None or device_map is not None:
+        kwargs["device_map"] = device_map if device_map is not None else _device_map()
     if quant is not None:
-        kwargs.update(quantization_config=quant, device_map=_device_map())
+        kwargs["quantization_config"] = quant
     try:
-        model = AutoModelForCausalLM.from_pretrained(plan.base, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(plan.base)
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as err:
-        raise PlanError(f"cannot load {plan.base!r}: {err}", key="base", value=plan.base) from None
-    return model, tokenizer
+        raise PlanError(f"cannot load {plan.base!r}: {_first_line(err)}", key="base", value=plan.base) from None
+    return model, _tokenizer(source)
 
 
 def quantization_config(plan: Any) -> Any:
-    """transformers' BitsAndBytesConfig for the plan, or None when it does not quantize."""
+    """transformers' BitsAndBytesConfig for the plan, or None when it does not quantize.
+
+    Without bitsandbytes installed this is one PlanError line saying what to install.
+    4-bit compute runs in bfloat16 on a GPU that has it (QLoRA's setting; float32 there is
+    slow) unless the plan sets `bnb_4bit_compute_dtype`.
+    """
     quant = plan.effective_quantization
     if quant == "none":
         return None
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
-        raise PlanError(
-            f"a {quant} base needs bitsandbytes: pip install 'jupyter-peft[quant]'", key="quantization"
-        ) from None
+    require_bitsandbytes(quant)
     import torch
     from transformers import BitsAndBytesConfig
 
     options = dict(plan.quant_options)
+    if quant == "4bit" and "bnb_4bit_compute_dtype" not in options and _bf16_gpu():
+        options["bnb_4bit_compute_dtype"] = "bfloat16"
     if "bnb_4bit_compute_dtype" in options:
         options["bnb_4bit_compute_dtype"] = getattr(torch, options["bnb_4bit_compute_dtype"])
     if quant == "4bit":
@@ -45,7 +58,58 @@ def quantization_config(plan: Any) -> Any:
     return BitsAndBytesConfig(load_in_8bit=True, **options)
 
 
+def require_bitsandbytes(quant: str) -> None:
+    """PlanError naming the package to install when bitsandbytes cannot be imported."""
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise PlanError(f"a {quant} base needs bitsandbytes: {INSTALL_HINT}", key="quantization") from None
+
+
+def _check_source(base: str) -> str:
+    """The folder (expanded) or hub id to load; PlanError for a path that is not a model folder."""
+    path = os.path.expanduser(base)
+    where: dict[str, Any] = {"key": "base", "value": base}
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            raise PlanError(
+                f"{base!r} is a folder without config.json, not a saved model (model.save_pretrained(folder) "
+                "writes one)",
+                **where,
+            )
+        return path
+    if os.path.exists(path):
+        raise PlanError(f"{base!r} is a file; base: is a model folder or a hub id", **where)
+    if _looks_like_path(base):
+        raise PlanError(f"no folder {base!r} (looked for {os.path.abspath(path)})", **where)
+    return base
+
+
+def _looks_like_path(base: str) -> bool:
+    """A hub id is `name` or `owner/name`; anything else with path syntax is a local path."""
+    return base.startswith((".", "/", "~")) or "\\" in base or base.count("/") > 1 or base.endswith("/")
+
+
+def _tokenizer(source: str) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError, TypeError):
+        return None  # a weights-only folder: the plan's train block names a tokenizer then
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
 def _device_map() -> Any:
     import torch
 
     return {"": 0} if torch.cuda.is_available() else "cpu"
+
+
+def _bf16_gpu() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())

@@ -31,21 +31,20 @@ _HELP = """\
 """
 
 
-class PeftCellError(UsageError):
-    """A bad %%peft cell or %peft line. Shown without a traceback; nothing was changed."""
+def cell_error(message: str, line: int | None = None, key: str | None = None) -> UsageError:
+    """A bad %%peft cell or %peft line, as IPython's UsageError (printed without a traceback;
+    IPython checks the exact class, so no subclass) carrying `.line` and `.key`."""
+    err = UsageError(message)
+    err.line, err.key = line, key  # type: ignore[attr-defined]
+    return err
 
-    def __init__(self, message: str, line: int | None = None, key: str | None = None) -> None:
-        super().__init__(message)
-        self.line = line
-        self.key = key
 
-
-def _user_error(err: PlanError, cell_offset: int = 0) -> PeftCellError:
+def _user_error(err: PlanError, cell_offset: int = 0) -> UsageError:
     """A PlanError as a UsageError. `cell_offset` turns YAML lines into the cell's lines (the
     `%%peft` line is line 1 of the cell as Jupyter numbers it)."""
     line = err.line + cell_offset if err.line is not None else None
     located = PlanError(err.message, key=err.key, line=line, value=err.value, choices=err.choices)
-    return PeftCellError(str(located), line=line, key=err.key)
+    return cell_error(str(located), line=line, key=err.key)
 
 
 @magics_class
@@ -80,7 +79,9 @@ class PeftMagics(Magics):
                 from .loading import load_base
 
                 model, tokenizer = load_base(plan)
-                ns["model"], ns["tokenizer"] = model, tokenizer
+                ns["model"] = model
+                if tokenizer is not None:  # a weights-only folder leaves the notebook's tokenizer alone
+                    ns["tokenizer"] = tokenizer
             else:
                 if model_name is None:
                     raise PlanError("name the model to adapt: `%%peft model` (or give `base:` in the plan)")
@@ -158,30 +159,30 @@ def _parse_cell_line(line: str) -> tuple[str | None, str]:
     try:
         words = shlex.split(line)
     except ValueError as err:
-        raise PeftCellError(f"cannot read the magic line {line!r}: {err}") from None
+        raise cell_error(f"cannot read the magic line {line!r}: {err}") from None
     model, bind_as = None, "peft_model"
     i = 0
     while i < len(words):
         word = words[i]
         if word in ("--as", "-a"):
             if i + 1 >= len(words):
-                raise PeftCellError("--as needs a variable name: %%peft model --as tuned")
+                raise cell_error("--as needs a variable name: %%peft model --as tuned")
             bind_as = words[i + 1]
             i += 2
             continue
         if word.startswith("--as="):
             bind_as = word.split("=", 1)[1]
         elif word.startswith("-"):
-            raise PeftCellError(f"unknown option {word!r} (valid: --as NAME)")
+            raise cell_error(f"unknown option {word!r} (valid: --as NAME)")
         elif model is None:
             model = word
         else:
-            raise PeftCellError(f"unexpected {word!r}: the line is `%%peft MODEL [--as NAME]`")
+            raise cell_error(f"unexpected {word!r}: the line is `%%peft MODEL [--as NAME]`")
         i += 1
     if not bind_as.isidentifier():
-        raise PeftCellError(f"--as {bind_as!r} is not a valid Python name")
+        raise cell_error(f"--as {bind_as!r} is not a valid Python name")
     if model is not None and not all(part.isidentifier() for part in model.split(".")):
-        raise PeftCellError(f"{model!r} is not a variable name: %%peft MODEL names a variable holding the model")
+        raise cell_error(f"{model!r} is not a variable name: %%peft MODEL names a variable holding the model")
     return model, bind_as
 
 

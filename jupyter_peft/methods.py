@@ -21,7 +21,7 @@ from typing import Any
 from ._errors import PlanError, unknown
 
 # Fields the Plan sets itself (or peft fills in): not user options.
-_PLAN_OWNED = {
+PLAN_OWNED = {
     "peft_type": "set by `method`",
     "target_modules": "a Plan key of its own",
     "rank_pattern": "use `ranks:` (group or pattern -> rank)",
@@ -52,7 +52,7 @@ class Option:
 
     @property
     def type_name(self) -> str:
-        return _type_name(self.type)
+        return type_name(self.type)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able description for the studio's options form."""
@@ -159,7 +159,7 @@ def _options(cls: type) -> dict[str, Option]:
     hints = typing.get_type_hints(cls)
     out: dict[str, Option] = {}
     for f in dataclasses.fields(cls):
-        if f.name in _PLAN_OWNED or not f.init:
+        if f.name in PLAN_OWNED or not f.init:
             continue
         if f.default is not dataclasses.MISSING:
             default = f.default
@@ -168,8 +168,15 @@ def _options(cls: type) -> dict[str, Option]:
         else:
             default = None
         tp = hints.get(f.name, Any)
-        out[f.name] = Option(f.name, tp, default, " ".join(f.metadata.get("help", "").split()), _choices(tp))
+        out[f.name] = Option(f.name, tp, default, _help_text(f.metadata.get("help", "")), _choices(tp))
     return out
+
+
+def _help_text(help_: Any) -> str:
+    """A field's help on one line (peft writes a few as tuples of strings, e.g. BOFT's init_weights)."""
+    if isinstance(help_, (tuple, list)):
+        help_ = "".join(map(str, help_))
+    return " ".join(str(help_).split())
 
 
 # ---- types: check and coerce YAML values against peft's annotations ------------------------
@@ -203,22 +210,22 @@ def _choices(tp: Any) -> tuple[Any, ...]:
     return ()
 
 
-def _type_name(tp: Any) -> str:
+def type_name(tp: Any) -> str:
     if tp is Any:
         return "any"
     if _is_union(tp):
         arms = [a for a in _args(tp) if a is not type(None)]
-        name = " or ".join(_type_name(a) for a in arms)
+        name = " or ".join(type_name(a) for a in arms)
         return f"{name} or null" if len(arms) < len(_args(tp)) else name
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in _args(tp))
     if origin in (list, tuple, set):
         inner = _args(tp)
-        return f"list of {_type_name(inner[0])}" if inner else "list"
+        return f"list of {type_name(inner[0])}" if inner else "list"
     if origin is dict:
         k, v = _args(tp) or (str, Any)
-        return f"mapping of {_type_name(k)} to {_type_name(v)}"
+        return f"mapping of {type_name(k)} to {type_name(v)}"
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return "one of " + ", ".join(repr(m.value) for m in tp)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
@@ -244,81 +251,81 @@ def _widget_kind(tp: Any) -> str:
     return "yaml"
 
 
-class _Mismatch(Exception):
+class Mismatch(Exception):
     pass
 
 
 def coerce(value: Any, tp: Any) -> Any:
     """`value` as type `tp` (ints widen to float, YAML lists become tuples where asked).
 
-    Raises `_Mismatch` when the value does not fit.
+    Raises `Mismatch` when the value does not fit.
     """
     if tp is Any or tp is typing.Any:
         return value
     if tp is type(None):
         if value is None:
             return None
-        raise _Mismatch
+        raise Mismatch
     if _is_union(tp):
         for arm in _args(tp):
             try:
                 return coerce(value, arm)
-            except _Mismatch:
+            except Mismatch:
                 continue
-        raise _Mismatch
+        raise Mismatch
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
         if value in _args(tp) and not (isinstance(value, bool) and True not in _args(tp)):
             return value
-        raise _Mismatch
+        raise Mismatch
     if origin in (list, set):
         if not isinstance(value, list):
-            raise _Mismatch
+            raise Mismatch
         inner = _args(tp)
         return [coerce(v, inner[0]) for v in value] if inner else list(value)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise _Mismatch
+            raise Mismatch
         inner = _args(tp)
         if len(inner) == 2 and inner[1] is Ellipsis:
             return tuple(coerce(v, inner[0]) for v in value)
         if inner and len(inner) != len(value):
-            raise _Mismatch
+            raise Mismatch
         return tuple(coerce(v, t) for v, t in zip(value, inner)) if inner else tuple(value)
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise _Mismatch
+            raise Mismatch
         kv = _args(tp)
         return {coerce(k, kv[0]): coerce(v, kv[1]) for k, v in value.items()} if kv else dict(value)
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise _Mismatch
+        raise Mismatch
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise _Mismatch
+        raise Mismatch
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value) if isinstance(value, int) else value
-        raise _Mismatch
+        raise Mismatch
     if tp is str:
         if isinstance(value, str):
             return value
-        raise _Mismatch
+        raise Mismatch
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         for member in tp:
             if value in (member.value, member.name):
                 return member.value
-        raise _Mismatch
+        raise Mismatch
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, dict):
             return value  # kept as a mapping in the plan; built into `tp` by build_config
-        raise _Mismatch
+        raise Mismatch
     if isinstance(tp, type):
         if isinstance(value, tp):
             return value
-        raise _Mismatch
+        raise Mismatch
     return value
 
 
@@ -330,13 +337,13 @@ def check_option(method: Method, name: str, value: Any, **where: Any) -> Any:
     """The option `name=value` for `method`, coerced, or a PlanError that says what is valid."""
     options = method.options
     if name not in options:
-        if name in _PLAN_OWNED:
-            raise PlanError(f"{name!r} is not set directly: {_PLAN_OWNED[name]}", key=name, value=value)
+        if name in PLAN_OWNED:
+            raise PlanError(f"{name!r} is not set directly: {PLAN_OWNED[name]}", key=name, value=value, **where)
         raise unknown("option", name, options, f" for method {method.name!r}", key=name, **where)
     opt = options[name]
     try:
         value = coerce(value, opt.type)
-    except _Mismatch:
+    except Mismatch:
         choices = [repr(c) for c in opt.choices]
         raise PlanError(
             f"{value!r} is not valid: expected {opt.type_name}", key=name, value=value, choices=choices, **where

@@ -9,7 +9,10 @@ what `get_peft_model` will adapt.
 
 from __future__ import annotations
 
+import copy
+import json
 import re
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +47,7 @@ class Group:
     section: str
     """language | vision | audio | projector | embedding | head | norm."""
     paths: list[str] = field(default_factory=list)
+    """Full module paths; for fused expert tensors, parameter paths (`...experts.gate_up_proj`)."""
     layers: list[int | None] = field(default_factory=list)
     shape: tuple[int, ...] = ()
     """Logical weight shape, (out, in) for linear layers (same for every member, see `shapes`)."""
@@ -60,6 +64,8 @@ class Group:
     """For fused expert tensors: the parameter name (targeted with `target_parameters`)."""
     adapted: bool = False
     """Whether the modules already carry an adapter layer."""
+    shared: bool = False
+    """Whether the weights are tied to an earlier group's (e.g. lm_head to the embeddings)."""
 
     @property
     def count(self) -> int:
@@ -96,6 +102,7 @@ class Group:
             "linear": self.linear,
             "parameter": self.parameter,
             "adapted": self.adapted,
+            "shared": self.shared,
         }
 
 
@@ -113,7 +120,10 @@ class ModelMap:
         self.total_params = total_params
         self.task_type = task_type
         self._by_role = {g.role: g for g in groups}
-        self._by_path = {p: g for g in groups if g.parameter is None for p in g.paths}
+        self._by_path = {p: g for g in groups for p in g.paths}
+        # a ModelMap is a snapshot: what a pattern matches is kept (the studio asks the same
+        # questions on every click, and a 70B model has a thousand modules to walk)
+        self._matched: dict[str, list[str]] = {}
 
     def __repr__(self) -> str:
         kinds = sorted({g.kind for g in self.groups})
@@ -133,30 +143,35 @@ class ModelMap:
         return [g.role for g in self.groups]
 
     def group_of(self, path: str) -> Group | None:
-        """The group a full module path belongs to."""
-        return self._by_path.get(path)
+        """The group a full module path belongs to (or a parameter path such as
+        `...mlp.gate.weight`, which peft wraps through `target_parameters`)."""
+        found = self._by_path.get(path)
+        if found is None and "." in path:
+            found = self._by_path.get(path.rsplit(".", 1)[0])
+        return found
 
     def match(self, targets: Any, **config: Any) -> list[str]:
-        """The full module paths `targets` selects, by peft's own rules.
+        """The full paths `targets` selects, by peft's own rules, in model order.
 
         `targets` is a `target_modules` value (names, a regex string, "all-linear"), or a Plan
         (its method's config decides, with exclude_modules, layers_to_transform, ...). Extra
-        keyword arguments are peft config fields (exclude_modules=..., layers_to_transform=...).
+        keyword arguments are peft config fields (exclude_modules=..., target_parameters=...).
+        Fused expert tensors that peft adapts through `target_parameters` (which peft also
+        derives from module names on MoE models) appear as parameter paths
+        (`...mlp.experts.gate_up_proj`).
         """
         from peft import LoraConfig
-        from peft.tuners.tuners_utils import _maybe_include_all_linear_layers, check_target_module_exists
 
         from .plan import Plan
 
         if isinstance(targets, Plan):
-            peft_config = targets.peft_config(task_type=self.task_type)
-        else:
-            peft_config = LoraConfig(target_modules=targets, task_type=config.pop("task_type", self.task_type), **config)
-        if getattr(peft_config, "target_modules", None) is None:
-            return []
-        peft_config = _maybe_include_all_linear_layers(peft_config, self.base_model)
-        keys = [g_path for g_path in self._module_paths()]
-        return [k for k in keys if _is_match(check_target_module_exists(peft_config, k))]
+            return _peft_matches(targets.peft_config(task_type=self.task_type), self.base_model)
+        key = json.dumps([targets, config], sort_keys=True, default=repr)
+        if key not in self._matched:
+            task_type = config.pop("task_type", self.task_type)
+            peft_config = LoraConfig(target_modules=targets, task_type=task_type, **config)
+            self._matched[key] = _peft_matches(copy.deepcopy(peft_config), self.base_model)
+        return list(self._matched[key])
 
     def resolve(self, targets: Any, **config: Any) -> dict[str, list[str]]:
         """Matched paths by group role (paths outside any group under "")."""
@@ -183,15 +198,15 @@ class ModelMap:
         roles = sorted({g.role for g in groups if g is not None})
         if all(g is not None for g in groups) and "*" not in "".join(roles) and set(self.match(roles)) == want:
             return roles
-        return _paths_regex(wanted, self)
+        regex = _paths_regex(wanted, self)
+        if set(self.match(regex)) == want:
+            return regex
+        return sorted(wanted)  # full paths: on MoE models peft widens a regex to module names
 
     @property
     def base_model(self) -> Any:
         """The model peft's tuner walks (the base of a PeftModel, else the model)."""
         return _base_of(self.model)
-
-    def _module_paths(self) -> list[str]:
-        return [name for name, _ in _walk(self.base_model)]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -200,6 +215,47 @@ class ModelMap:
             "task_type": self.task_type,
             "groups": [g.to_json() for g in self.groups],
         }
+
+
+def _peft_matches(peft_config: Any, model: Any) -> list[str]:
+    """What peft's inject_adapter would wrap: the same config rewrites, then the same checks."""
+    from peft.tuners.tuners_utils import _maybe_include_all_linear_layers, check_target_module_exists
+
+    if getattr(peft_config, "target_modules", None) is None and not getattr(peft_config, "target_parameters", None):
+        return []
+    convert_like_peft(peft_config, model)
+    peft_config = _maybe_include_all_linear_layers(peft_config, model)
+    wanted_params = sorted(getattr(peft_config, "target_parameters", None) or [])
+    found: list[str] = []
+    for path, module in _walk(model):
+        if path and peft_config.target_modules is not None and _is_match(check_target_module_exists(peft_config, path)):
+            found.append(path)
+        for pname in module._parameters if wanted_params else ():
+            key = f"{path}.{pname}"
+            if key in wanted_params or any(key.endswith(f".{t}") for t in wanted_params):
+                found.append(key)
+    return found
+
+
+def convert_like_peft(peft_config: Any, model: Any) -> None:
+    """peft's first step on transformers 5, on `peft_config` in place: on MoE models whose layout
+    changed from v4 (Mixtral, Qwen2-MoE), module names become `target_parameters` and a regex
+    target is resolved to leaf names (so a one-layer regex then adapts every layer)."""
+    if not hasattr(getattr(model, "config", None), "model_type"):
+        return
+    try:
+        from peft.utils.transformers_weight_conversion import (
+            convert_peft_config_for_transformers,
+            get_model_conversion_mapping,
+        )
+    except ImportError:  # older peft: no conversion step
+        return
+    if model not in _CONVERSIONS:  # transformers builds this table by walking the model: once
+        _CONVERSIONS[model] = get_model_conversion_mapping(model)
+    convert_peft_config_for_transformers(peft_config, model, _CONVERSIONS[model])
+
+
+_CONVERSIONS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def _is_match(result: Any) -> bool:
@@ -256,23 +312,32 @@ def _base_of(model: Any) -> Any:
 
 
 def _walk(model: Any) -> Iterator[tuple[str, Any]]:
-    """named_modules(), treating an adapter layer as one module (its innards skipped)."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
+    """named_modules(), treating an adapter layer or wrapper as one module (innards skipped)."""
     skip: str | None = None
     for name, module in model.named_modules():
         if skip is not None and name.startswith(skip):
             continue
         skip = None
         yield name, module
-        if isinstance(module, BaseTunerLayer):
+        if _unwrapped(module) is not module:
             skip = name + "."
+
+
+def _unwrapped(module: Any) -> Any:
+    """The original layer inside peft's adapter layers and modules_to_save wrappers."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    from peft.utils.other import AuxiliaryTrainingWrapper
+
+    if isinstance(module, BaseTunerLayer):
+        return module.get_base_layer()
+    if isinstance(module, AuxiliaryTrainingWrapper):
+        return module.original_module
+    return module
 
 
 def inspect(model: Any) -> ModelMap:
     """The ModelMap of `model` (any torch module; a PeftModel is inspected through its base)."""
     import torch.nn as nn
-    from peft.tuners.tuners_utils import BaseTunerLayer
 
     if not isinstance(model, nn.Module):
         raise PlanError(f"expected a torch model (nn.Module), got {type(model).__name__}")
@@ -280,22 +345,25 @@ def inspect(model: Any) -> ModelMap:
     output_emb = _output_embedding(base)
     input_emb = _input_embedding(base)
     by_template: dict[str, Group] = {}
+    seen: set[int] = set()  # parameter ids already counted: tied weights are stored once
     for path, module in _walk(base):
         if not path:
             continue
-        adapted = isinstance(module, BaseTunerLayer)
-        layer = module.get_base_layer() if adapted else module
+        layer = _unwrapped(module)
+        adapted = layer is not module
         own = {k: v for k, v in layer._parameters.items() if v is not None}
         if not own:
             continue
+        shared = any(id(v) in seen for v in own.values())
+        seen.update(id(v) for v in own.values())
         template = _INDEX.sub(".*", "." + path)[1:]
         experts = {k: v for k, v in own.items() if v.dim() >= 3} if "Expert" in type(layer).__name__ else {}
         if experts:  # fused expert tensors: one group per parameter
             for pname, tensor in experts.items():
-                _add(by_template, f"{template}.{pname}", path, layer, "experts", tensor, pname)
+                _add(by_template, f"{template}.{pname}", f"{path}.{pname}", layer, "experts", tensor, pname)
             continue
         section = _section(path, module, output_emb, input_emb)
-        _add(by_template, template, path, layer, section, None, None, adapted=adapted)
+        _add(by_template, template, path, layer, section, None, None, adapted=adapted, shared=shared)
     groups = list(by_template.values())
     _name_roles(groups)
     total = sum(p.numel() for p in model.parameters())
@@ -311,6 +379,7 @@ def _add(
     tensor: Any,
     parameter: str | None,
     adapted: bool = False,
+    shared: bool = False,
 ) -> None:
     kind = type(layer).__name__
     if tensor is not None:
@@ -327,15 +396,23 @@ def _add(
             section=section,
             shape=shape,
             dtype=dtype,
-            linear=kind in _LINEAR_KINDS and section != "head",
+            linear=(kind in _LINEAR_KINDS or _is_linear(layer)) and section != "head",
             parameter=parameter,
             adapted=adapted,
+            shared=shared,
         )
     group.paths.append(path)
     group.layers.append(_layer_indices([path])[0])
     group.shapes.append(shape)
     group.params += params
     group.nbytes += nbytes
+
+
+def _is_linear(layer: Any) -> bool:
+    """A subclass of nn.Linear (FalconLinear...) is linear to peft's all-linear too."""
+    import torch.nn as nn
+
+    return isinstance(layer, nn.Linear)
 
 
 def _weight_facts(layer: Any) -> tuple[tuple[int, ...], int, int, str]:
@@ -375,7 +452,9 @@ def _nbytes(t: Any) -> int:
 def _dtype(layer: Any, weight: Any) -> str:
     kind = type(layer).__name__
     if kind == "Linear4bit" or type(weight).__name__ == "Params4bit":
-        return str(getattr(weight, "quant_type", None) or getattr(getattr(weight, "quant_state", None), "quant_type", "nf4"))
+        return str(
+            getattr(weight, "quant_type", None) or getattr(getattr(weight, "quant_state", None), "quant_type", "nf4")
+        )
     if kind == "Linear8bitLt" or type(weight).__name__ == "Int8Params":
         return "int8"
     return str(weight.dtype).replace("torch.", "")
@@ -413,6 +492,7 @@ def _input_embedding(model: Any) -> Any:
 
 def _name_roles(groups: list[Group]) -> None:
     """Role = the path inside the layer (after the last index), lengthened until unique."""
+
     def suffix(template: str, n: int) -> str:
         return ".".join(template.split(".")[-n:])
 

@@ -66,8 +66,10 @@ class Plan:
     @classmethod
     def from_yaml(cls, text: str) -> Plan:
         """A Plan from YAML text; PlanError with `.line` and `.key` for anything wrong."""
-        if not text or not text.strip() or all(
-            not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()
+        if (
+            not text
+            or not text.strip()
+            or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines())
         ):
             raise PlanError(
                 "the plan is empty: write at least `method: lora` (and `target_modules: [...]`)",
@@ -175,7 +177,9 @@ def _check(data: dict[str, Any], lines: dict[tuple[str, ...], int]) -> Plan:
 
     for alias, real in _ALIASES.items():
         if alias in data and real not in data and not (alias == "alpha" and not isinstance(data[alias], dict)):
-            raise PlanError(f"{alias!r} is not a plan key; did you mean {real!r}?", key=alias, choices=[real], **at(alias))
+            raise PlanError(
+                f"{alias!r} is not a plan key; did you mean {real!r}?", key=alias, choices=[real], **at(alias)
+            )
     for key in data:
         if not isinstance(key, str):
             raise PlanError(f"keys are names, got {key!r}", key=str(key), **at(str(key)))
@@ -193,7 +197,7 @@ def _check(data: dict[str, Any], lines: dict[tuple[str, ...], int]) -> Plan:
         if key.startswith(_QUANT_PREFIXES):
             quant_options[key] = _check_quant_option(key, value, **at(key))
             continue
-        if key not in spec.options:
+        if key not in spec.options and key not in methods.PLAN_OWNED:
             pool = list(spec.options) + list(_RESERVED)
             raise unknown("key", key, pool, f" (neither a plan key nor a {spec.name} option)", key=key, **at(key))
         options[key] = methods.check_option(spec, key, value, **at(key))
@@ -343,4 +347,3 @@ def _check_quant_option(key: str, value: Any, **where: Any) -> Any:
 
 
 _DTYPES = ("float32", "bfloat16", "float16")
-

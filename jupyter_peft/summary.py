@@ -94,15 +94,15 @@ def summarize(peft_model: Any) -> Summary:
     per_group: dict[str, list[Any]] = {}
     counted: set[int] = set()
     for path, module in base.named_modules():
-        if isinstance(module, BaseTunerLayer) and (group := model_map.group_of(path)) is not None:
+        if isinstance(module, BaseTunerLayer) and (group := model_map.group_of(adapted_path(path, module))):
             per_group.setdefault(group.role, []).append(module)
-            counted.update(id(p) for p in module.parameters() if p.requires_grad)
+            counted.update(id(p) for p in _own_trainable(module))
     rows = []
     for group in model_map.groups:
         layers = per_group.get(group.role, [])
         if not layers:
             continue
-        added = sum(p.numel() for m in layers for p in m.parameters() if p.requires_grad)
+        added = sum(p.numel() for m in layers for p in _own_trainable(m))
         rows.append(GroupRow(group.role, group.kind, group.count, len(layers), _ranks(layers, adapter), added))
     other: dict[str, int] = {}
     for name, p in peft_model.named_parameters():
@@ -120,6 +120,20 @@ def summarize(peft_model: Any) -> Summary:
         other=other,
         untouched=untouched,
     )
+
+
+def adapted_path(path: str, layer: Any) -> str:
+    """The ModelMap path an adapter layer stands for: its module path, or for peft's wrappers
+    of fused expert tensors (nested as `.base_layer`), the parameter path."""
+    name = getattr(layer, "parameter_name", None)
+    if name is None:
+        return path
+    return ".".join(part for part in path.split(".") if part != "base_layer") + "." + name
+
+
+def _own_trainable(layer: Any) -> list[Any]:
+    """Trainable parameters of an adapter layer, not of adapter layers nested in its base_layer."""
+    return [p for n, p in layer.named_parameters() if p.requires_grad and not n.startswith("base_layer.")]
 
 
 def _ranks(layers: list[Any], adapter: str) -> str:

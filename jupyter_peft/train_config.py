@@ -68,7 +68,7 @@ def config_fields(trainer: str) -> dict[str, Any]:
 
 def check_train(train: Any, lines: dict[tuple[str, ...], int]) -> dict[str, Any]:
     """The train block, checked and coerced; PlanError names the line and key."""
-    from .methods import _Mismatch, _type_name, coerce
+    from .methods import Mismatch, coerce, type_name
 
     line = lines.get(("train",))
     if isinstance(train, str):  # `train: sft` is short for `train: {trainer: sft}`
@@ -96,9 +96,9 @@ def check_train(train: Any, lines: dict[tuple[str, ...], int]) -> dict[str, Any]
             raise unknown("option", key, [*known, *RUN_KEYS], f" for trainer {name!r}", **where)
         try:
             out[key] = coerce(value, known[key])
-        except _Mismatch:
+        except Mismatch:
             raise PlanError(
-                f"{value!r} is not valid: expected {_type_name(known[key])}", value=value, **where
+                f"{value!r} is not valid: expected {type_name(known[key])}", value=value, **where
             ) from None
     return out
 
@@ -146,16 +146,24 @@ def _bf16_supported() -> bool:
     return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
-def trainer_config(train: dict[str, Any], output_dir: str, on_gpu: bool | None = None, **overrides: Any) -> Any:
-    """TRL's config object for a checked train block: our defaults, then the plan's fields,
-    then `overrides`. TRL's own __post_init__ complaints become PlanErrors."""
+def trainer_kwargs(train: dict[str, Any], output_dir: str, on_gpu: bool | None = None, **overrides: Any) -> dict:
+    """The keyword arguments `trainer_config` gives TRL's config class: our defaults, then the
+    plan's fields, then `overrides` (the export writes exactly these into a script)."""
     import torch
 
     name = train.get("trainer", "sft")
-    _, config_cls = TRAINERS[name].load()
     gpu = torch.cuda.is_available() if on_gpu is None else on_gpu
     fields_ = {k: v for k, v in train.items() if k not in RUN_KEYS}
-    kwargs = {**defaults(name, gpu), **fields_, **overrides, "output_dir": str(output_dir)}
+    return {**defaults(name, gpu), **fields_, **overrides, "output_dir": str(output_dir)}
+
+
+def trainer_config(train: dict[str, Any], output_dir: str, on_gpu: bool | None = None, **overrides: Any) -> Any:
+    """TRL's config object for a checked train block: our defaults, then the plan's fields,
+    then `overrides`. TRL's own __post_init__ complaints become PlanErrors."""
+    name = train.get("trainer", "sft")
+    _, config_cls = TRAINERS[name].load()
+    fields_ = {k: v for k, v in train.items() if k not in RUN_KEYS}
+    kwargs = trainer_kwargs(train, output_dir, on_gpu, **overrides)
     try:
         return config_cls(**kwargs)
     except (ValueError, TypeError) as err:

@@ -76,6 +76,7 @@ class Lab:
             "TOKENIZERS_PARALLELISM": "false",
         }
         self._install_kernelspec(env)
+        self._link_labextension(env)
         cmd = [
             sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
             f"--port={self.port}", f"--IdentityProvider.token={self.token}", "--ServerApp.port_retries=0",
@@ -106,6 +107,15 @@ class Lab:
             "language": "python",
             "env": {"PYTHONPATH": env["PYTHONPATH"], "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"},
         }))
+
+    def _link_labextension(self, env: dict[str, str]) -> None:
+        """This checkout's prebuilt jupyter-peft front-end extension (lets the studio write
+        cells), ahead of any installed copy: the user data dir comes first on Jupyter's path."""
+        built = ROOT / "jupyter_peft" / "labextension"
+        if (built / "package.json").exists():
+            target = Path(env["JUPYTER_DATA_DIR"]) / "labextensions" / "jupyter-peft"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(built, target_is_directory=True)
 
     @property
     def url(self) -> str:
@@ -185,7 +195,8 @@ class LabPage:
                 let out = '';
                 future.onIOPub = (msg) => {
                     if (msg.header.msg_type === 'stream') out += msg.content.text;
-                    if (msg.header.msg_type === 'error') out += 'ERROR ' + msg.content.ename + ': ' + msg.content.evalue;
+                    if (msg.header.msg_type === 'error')
+                        out += 'ERROR ' + msg.content.ename + ': ' + msg.content.evalue;
                 };
                 await Promise.race([future.done, new Promise((_, r) => setTimeout(() => r('timeout'), timeout))]);
                 return out;

@@ -13,10 +13,12 @@ import torch
 
 # arch -> (config class name, model class name, config kwargs)
 _SPECS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "llama": ("LlamaConfig", "LlamaForCausalLM", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                                       num_attention_heads=4, num_key_value_heads=2, vocab_size=256)),
-    "mistral": ("MistralConfig", "MistralForCausalLM", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                                           num_attention_heads=4, num_key_value_heads=2, vocab_size=256)),
+    "llama": ("LlamaConfig", "LlamaForCausalLM", dict(hidden_size=64, intermediate_size=128,
+                                                       num_hidden_layers=2, num_attention_heads=4,
+                                                       num_key_value_heads=2, vocab_size=256)),
+    "mistral": ("MistralConfig", "MistralForCausalLM", dict(hidden_size=64, intermediate_size=128,
+                                                           num_hidden_layers=2, num_attention_heads=4,
+                                                           num_key_value_heads=2, vocab_size=256)),
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=256)),
     "gpt2": ("GPT2Config", "GPT2LMHeadModel", dict(n_embd=64, n_layer=2, n_head=4, vocab_size=256, n_positions=128)),
@@ -39,8 +41,9 @@ _SPECS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "bert": ("BertConfig", "BertForSequenceClassification", dict(hidden_size=64, intermediate_size=128,
                                                                 num_hidden_layers=2, num_attention_heads=4,
                                                                 vocab_size=256, num_labels=3)),
-    "vit": ("ViTConfig", "ViTForImageClassification", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                                          num_attention_heads=4, image_size=32, patch_size=8,
+    "vit": ("ViTConfig", "ViTForImageClassification", dict(hidden_size=64, intermediate_size=128,
+                                                          num_hidden_layers=2, num_attention_heads=4,
+                                                          image_size=32, patch_size=8,
                                                           num_labels=3)),
 }
 ARCHS = list(_SPECS)

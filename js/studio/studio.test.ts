@@ -1,0 +1,274 @@
+// @vitest-environment happy-dom
+// The studio's view against a fake anywidget model: what clicks send, and how the state that
+// comes back is drawn. The maths are Python's (tests/test_studio.py); here only the view.
+
+import { afterEach, describe, expect, it } from "vitest";
+import { asText, fieldCommand } from "./form";
+import { groupClick, layerClick, matchesFilter, moduleText, tickState } from "./tree";
+import type { Group, OptionField, State, WidgetModel } from "./types";
+import { StudioView } from "./view";
+
+function group(role: string, count = 4, extra: Partial<Group> = {}): Group {
+  return {
+    role, kind: "Linear", section: "language", block: "attention", count,
+    layers: Array.from({ length: count }, (_, i) => i), shape: "64×64", dtype: "float32",
+    params: 4096 * count, params_text: "16.4K", each_text: "4.1K", linear: true, parameter: null,
+    adapted: false, template: `model.layers.*.${role}`, ...extra,
+  };
+}
+
+const FIELDS: OptionField[] = [
+  { name: "r", type: "int", widget: "int", default: 8, help: "Lora attention dimension", choices: [], primary: true },
+  { name: "use_rslora", type: "bool", widget: "bool", default: false, help: "rank-stabilized", choices: [], primary: true },
+  { name: "bias", type: "one of 'none', 'all'", widget: "choice", default: "none", help: "bias", choices: ["none", "all"], primary: true },
+  { name: "exclude_modules", type: "list of str or str or null", widget: "yaml", default: null, help: "", choices: [], primary: false },
+];
+
+function baseState(): State {
+  return {
+    model_info: { name: "model", cls: "LlamaForCausalLM", task_type: "CAUSAL_LM", total_text: "106,816", total_short: "106.8K", modules: 21 },
+    groups: [group("self_attn.q_proj"), group("mlp.down_proj", 4, { block: "mlp" }), group("lm_head", 1, { section: "head" })],
+    method_choices: [
+      { name: "lora", prompt_learning: false, targets_modules: true, per_group_rank: true, per_group_alpha: true },
+      { name: "prefix_tuning", prompt_learning: true, targets_modules: false, per_group_rank: false, per_group_alpha: false },
+    ],
+    method: "lora", option_fields: FIELDS, options: {}, defaults: { rank: 8, alpha: 8 },
+    picked: { "self_attn.q_proj": [0, 1, 2, 3] }, ranks: {}, alphas: {},
+    targetable: { "self_attn.q_proj": true, "mlp.down_proj": true, lm_head: true },
+    field_errors: {}, issues: [], warnings: [],
+    numbers: { trainable: 2048, trainable_text: "2,048", percent_text: "1.9%", total_text: "108,864", added_text: "8.0 KiB",
+      per_group: { "self_attn.q_proj": { targeted: 4, trainable: 2048, text: "2,048" } } },
+    chart: {}, cell: "%%peft model\nmethod: lora\ntarget_modules: [q_proj]\n", memory: {}, summary: {}, status: "", timing: {},
+  };
+}
+
+class FakeModel implements WidgetModel {
+  sent: Record<string, unknown>[] = [];
+  handlers = new Map<string, Set<() => void>>();
+  constructor(public state: State) {}
+  get<K extends keyof State>(name: K): State[K] {
+    return this.state[name];
+  }
+  on(event: string, cb: () => void): void {
+    if (!this.handlers.has(event)) this.handlers.set(event, new Set());
+    this.handlers.get(event)!.add(cb);
+  }
+  off(event: string, cb: () => void): void {
+    this.handlers.get(event)?.delete(cb);
+  }
+  send(content: Record<string, unknown>): void {
+    this.sent.push(content);
+  }
+  /** What Python does: change traits, then the page hears about each. */
+  async set(changes: Partial<State>): Promise<void> {
+    Object.assign(this.state, changes);
+    for (const name of Object.keys(changes)) for (const cb of this.handlers.get(`change:${name}`) ?? []) cb();
+    await Promise.resolve();
+  }
+  listening(): number {
+    let n = 0;
+    for (const set of this.handlers.values()) n += set.size;
+    return n;
+  }
+}
+
+const last = (model: FakeModel) => model.sent[model.sent.length - 1];
+
+let view: StudioView | null = null;
+function mount(state = baseState()): { model: FakeModel; root: HTMLElement } {
+  const model = new FakeModel(state);
+  view = new StudioView(model);
+  view.attach(document.body);
+  return { model, root: view.root };
+}
+afterEach(() => {
+  view?.destroy();
+  view = null;
+  document.body.replaceChildren();
+});
+
+const row = (root: HTMLElement, role: string) =>
+  [...root.querySelectorAll<HTMLTableRowElement>("tr.jp-peft-group")].find((tr) => tr.dataset.role === role)!;
+const box = (root: HTMLElement, role: string) => row(root, role).querySelector("input[type=checkbox]") as HTMLInputElement;
+
+describe("tree logic", () => {
+  it("tick state of a group from its ticked members", () => {
+    expect(tickState(undefined, 4)).toBe("none");
+    expect(tickState([1], 4)).toBe("some");
+    expect(tickState([0, 1, 2, 3], 4)).toBe("all");
+  });
+
+  it("a click on a group ticks it all, or unticks it when all are ticked", () => {
+    expect(groupClick(group("q"), [0])).toEqual({ kind: "pick", role: "q", on: true });
+    expect(groupClick(group("q"), [0, 1, 2, 3])).toEqual({ kind: "pick", role: "q", on: false });
+  });
+
+  it("shift-click on a layer sends the range from the last clicked layer", () => {
+    expect(layerClick("q", 5, true, 2, true)).toEqual({ kind: "pick", role: "q", members: [2, 3, 4, 5], on: true });
+    expect(layerClick("q", 1, false, 6, true).members).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(layerClick("q", 5, true, 2, false).members).toEqual([5]);
+  });
+
+  it("the filter matches every word against role, kind, section and block", () => {
+    const g = group("self_attn.q_proj");
+    expect(matchesFilter(g, "q_proj")).toBe(true);
+    expect(matchesFilter(g, "ATTENTION linear")).toBe(true);
+    expect(matchesFilter(g, "mlp")).toBe(false);
+    expect(matchesFilter(g, "")).toBe(true);
+    expect(moduleText(g)).toBe("Linear 64×64 float32");
+  });
+});
+
+describe("studio view", () => {
+  it("draws the groups with their tick states and Python's numbers", async () => {
+    const { model, root } = mount();
+    expect(box(root, "self_attn.q_proj").checked).toBe(true);
+    expect(box(root, "mlp.down_proj").checked).toBe(false);
+    expect(root.querySelector(".jp-peft-big")!.textContent).toBe("2,048");
+    expect(root.querySelector(".jp-peft-big")!.getAttribute("data-value")).toBe("2048");
+    await model.set({ picked: { "mlp.down_proj": [1] }, numbers: {} });
+    expect(box(root, "self_attn.q_proj").checked).toBe(false);
+    expect(box(root, "mlp.down_proj").indeterminate).toBe(true);
+    expect(root.querySelector(".jp-peft-big")!.textContent).toBe("—");
+  });
+
+  it("a click sends a command and leaves the box to Python's answer", async () => {
+    const { model, root } = mount();
+    box(root, "mlp.down_proj").click();
+    expect(last(model)).toMatchObject({ kind: "pick", role: "mlp.down_proj", on: true });
+    expect(box(root, "mlp.down_proj").checked).toBe(false);
+    await model.set({ picked: { ...model.state.picked, "mlp.down_proj": [0, 1, 2, 3] } });
+    expect(box(root, "mlp.down_proj").checked).toBe(true);
+  });
+
+  it("expands a group to one box per layer; shift-click sends a range", async () => {
+    const { model, root } = mount();
+    (row(root, "mlp.down_proj").querySelector(".jp-peft-toggle") as HTMLButtonElement).click();
+    const layers = root.querySelectorAll<HTMLInputElement>(".jp-peft-layers:not([hidden]) .jp-peft-grid input");
+    expect(layers.length).toBe(4);
+    layers[1].click();
+    expect(last(model)).toMatchObject({ kind: "pick", role: "mlp.down_proj", members: [1], on: true });
+    await model.set({ picked: { "mlp.down_proj": [1] } });
+    expect(layers[1].checked).toBe(true);
+    layers[3].dispatchEvent(new MouseEvent("click", { shiftKey: true, bubbles: true, cancelable: true }));
+    expect(last(model)).toMatchObject({ members: [1, 2, 3], on: true });
+  });
+
+  it("the filter box hides groups that do not match", () => {
+    const { root } = mount();
+    const filter = root.querySelector(".jp-peft-filter") as HTMLInputElement;
+    filter.value = "mlp";
+    filter.dispatchEvent(new Event("input"));
+    expect(row(root, "self_attn.q_proj").hidden).toBe(true);
+    expect(row(root, "mlp.down_proj").hidden).toBe(false);
+  });
+
+  it("rank inputs send text for Python to check, and show its message inline", async () => {
+    const { model, root } = mount();
+    const rank = row(root, "mlp.down_proj").querySelector('input[aria-label^="rank"]') as HTMLInputElement;
+    expect(rank.placeholder).toBe("8");
+    rank.value = "0";
+    rank.dispatchEvent(new Event("change"));
+    expect(last(model)).toEqual(expect.objectContaining({ kind: "rank", role: "mlp.down_proj", value: "0" }));
+    await model.set({ field_errors: { "ranks.mlp.down_proj": "0 is not valid: expected a positive integer" } });
+    expect(rank.classList.contains("jp-peft-bad")).toBe(true);
+    expect(root.textContent).toContain("0 is not valid: expected a positive integer");
+  });
+
+  it("presets and the method picker send commands; prompt learning says it adapts no module", async () => {
+    const { model, root } = mount();
+    (root.querySelector('[data-preset="mlp"]') as HTMLButtonElement).click();
+    expect(last(model)).toMatchObject({ kind: "preset", name: "mlp" });
+    const method = root.querySelector(".jp-peft-method") as HTMLSelectElement;
+    method.value = "prefix_tuning";
+    method.dispatchEvent(new Event("change"));
+    expect(last(model)).toMatchObject({ kind: "method", name: "prefix_tuning" });
+    await model.set({ method: "prefix_tuning", targetable: { "self_attn.q_proj": false, "mlp.down_proj": false, lm_head: false } });
+    expect(box(root, "mlp.down_proj").disabled).toBe(true);
+    expect(root.textContent).toContain("learns virtual tokens");
+  });
+
+  it("module names are text, never HTML", async () => {
+    const evil = '<img src=x onerror="window.__pwned=1">';
+    const { model, root } = mount();
+    await model.set({ groups: [group(evil)], picked: {}, targetable: {}, warnings: [`Ticked ${evil}`],
+      chart: { labels: [evil], frozen: [1], trainable: [0] } });
+    expect(root.querySelector("img")).toBeNull();
+    expect(row(root, evil).querySelector(".jp-peft-role span")!.textContent).toBe(evil);
+    expect(root.querySelector(".jp-peft-warning")!.textContent).toContain(evil);
+  });
+});
+
+describe("options form", () => {
+  it("one field per option of peft's config, by widget kind", () => {
+    const { root } = mount();
+    const names = [...root.querySelectorAll(".jp-peft-field")].map((f) => f.getAttribute("data-option"));
+    expect(names).toEqual(["r", "use_rslora", "bias", "exclude_modules"]);
+    expect(root.querySelector("details summary")!.textContent).toBe("more options (1)");
+    expect((root.querySelector('[data-option="r"] input') as HTMLInputElement).value).toBe("8");
+  });
+
+  it("sends typed values; Python's message shows under the field", async () => {
+    const { model, root } = mount();
+    const r = root.querySelector('[data-option="r"] input') as HTMLInputElement;
+    r.value = "16";
+    r.dispatchEvent(new Event("change"));
+    expect(last(model)).toMatchObject({ kind: "option", name: "r", value: 16, widget: "int" });
+    const rs = root.querySelector('[data-option="use_rslora"] input') as HTMLInputElement;
+    rs.click();
+    expect(last(model)).toMatchObject({ name: "use_rslora", value: true });
+    const bias = root.querySelector('[data-option="bias"] select') as HTMLSelectElement;
+    bias.value = "1";
+    bias.dispatchEvent(new Event("change"));
+    expect(last(model)).toMatchObject({ name: "bias", value: "all" });
+    await model.set({ field_errors: { r: "0 is not valid: r must be a positive integer" } });
+    expect(root.querySelector('[data-option="r"] .jp-peft-error')!.textContent).toContain("positive integer");
+  });
+
+  it("shows list values as YAML text", () => {
+    expect(asText(["q_proj", "v_proj"])).toBe('["q_proj","v_proj"]');
+    expect(asText(null)).toBe("");
+    const input = document.createElement("input");
+    input.value = "[lm_head]";
+    expect(fieldCommand(FIELDS[3], input)).toMatchObject({ value: "[lm_head]", widget: "yaml" });
+  });
+});
+
+describe("cell and cleanup", () => {
+  it("Write cell asks the notebook extension, else offers the text to copy", () => {
+    const { root } = mount();
+    const write = root.querySelector(".jp-peft-write") as HTMLButtonElement;
+    write.click();
+    expect(root.textContent).toContain("copy the text above");
+    let code = "";
+    const listener = (e: Event) => {
+      const detail = (e as CustomEvent<{ code: string; handled: boolean }>).detail;
+      code = detail.code;
+      detail.handled = true;
+    };
+    document.addEventListener("jupyter-peft:insert-cell", listener);
+    write.click();
+    document.removeEventListener("jupyter-peft:insert-cell", listener);
+    expect(code).toBe("%%peft model\nmethod: lora\ntarget_modules: [q_proj]\n");
+    expect(root.textContent).toContain("written below this cell");
+  });
+
+  it("Apply sends a command and is off while the settings make no plan", async () => {
+    const { model, root } = mount();
+    const apply = root.querySelector(".jp-peft-apply") as HTMLButtonElement;
+    apply.click();
+    expect(last(model)).toMatchObject({ kind: "apply" });
+    await model.set({ cell: "", issues: [{ key: "target_modules", message: "no modules selected", choices: [] }] });
+    expect(apply.disabled).toBe(true);
+    expect(root.querySelector(".jp-peft-issues")!.textContent).toContain("no modules selected");
+  });
+
+  it("cleanup removes every listener from the model and the page", () => {
+    const { model, root } = mount();
+    expect(model.listening()).toBeGreaterThan(0);
+    view!.destroy();
+    view = null;
+    expect(model.listening()).toBe(0);
+    expect(root.isConnected).toBe(false);
+  });
+});

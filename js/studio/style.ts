@@ -1,0 +1,60 @@
+// The studio's styles, scoped under .jp-peft-studio and built on JupyterLab's theme variables
+// (with fallbacks for front ends without them).
+export const STYLE = `
+.jp-peft-studio { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 12px;
+  color: var(--jp-ui-font-color1, #222); display: flex; flex-direction: column; gap: 8px; padding: 4px 0; }
+.jp-peft-studio button { font: inherit; cursor: pointer; border: 1px solid var(--jp-border-color1, #bbb);
+  background: var(--jp-layout-color1, #fff); color: inherit; border-radius: 3px; padding: 2px 8px; }
+.jp-peft-studio button:disabled { opacity: .5; cursor: default; }
+.jp-peft-studio .jp-peft-primary { background: var(--jp-brand-color1, #1976d2); color: #fff; border-color: transparent; }
+.jp-peft-studio input, .jp-peft-studio select { font: inherit; color: inherit; background: var(--jp-layout-color1, #fff);
+  border: 1px solid var(--jp-border-color1, #bbb); border-radius: 3px; padding: 1px 4px; }
+.jp-peft-header { font-size: 13px; }
+.jp-peft-model { font-weight: 600; }
+.jp-peft-muted, .jp-peft-hint, .jp-peft-help { color: var(--jp-ui-font-color2, #666); }
+.jp-peft-bar { display: flex; flex-wrap: wrap; gap: 10px; align-items: center; }
+.jp-peft-presets { display: flex; gap: 4px; }
+.jp-peft-filter { min-width: 220px; }
+.jp-peft-main { display: flex; gap: 12px; align-items: flex-start; flex-wrap: wrap; }
+.jp-peft-left { flex: 1 1 600px; min-width: 0; max-height: 420px; overflow: auto; }
+.jp-peft-kind { color: var(--jp-ui-font-color2, #666); }
+.jp-peft-right { flex: 0 0 220px; display: flex; flex-direction: column; gap: 8px; }
+.jp-peft-tree { border-collapse: collapse; width: 100%; }
+.jp-peft-tree th { text-align: left; font-weight: 600; position: sticky; top: 0; background: var(--jp-layout-color1, #fff);
+  border-bottom: 1px solid var(--jp-border-color2, #ddd); padding: 2px 6px; }
+.jp-peft-tree td { padding: 2px 6px; border-bottom: 1px solid var(--jp-border-color3, #eee); white-space: nowrap; }
+.jp-peft-num { text-align: right; }
+.jp-peft-role span { font-family: var(--jp-code-font-family, monospace); }
+.jp-peft-toggle { border: none !important; background: none !important; padding: 0 4px !important; width: 18px; }
+.jp-peft-group.jp-peft-on { background: var(--jp-layout-color2, #f3f6fb); }
+.jp-peft-group.jp-peft-off { opacity: .45; }
+.jp-peft-group[data-section="vision"] .jp-peft-role span, .jp-peft-group[data-section="audio"] .jp-peft-role span,
+.jp-peft-group[data-section="projector"] .jp-peft-role span { color: var(--jp-warn-color1, #b26a00); }
+.jp-peft-small { width: 40px; text-align: right; }
+.jp-peft-trainable { color: var(--jp-brand-color1, #1976d2); }
+.jp-peft-grid { display: flex; flex-wrap: wrap; gap: 2px 6px; padding: 2px 0 6px 28px; }
+.jp-peft-layer { display: inline-flex; align-items: center; gap: 1px; font-size: 11px; min-width: 38px; }
+.jp-peft-hint { padding-left: 28px; font-size: 11px; }
+.jp-peft-numbers, .jp-peft-memory { border: 1px solid var(--jp-border-color2, #ddd); border-radius: 4px; padding: 6px 8px; }
+.jp-peft-label { text-transform: uppercase; font-size: 10px; letter-spacing: .04em; color: var(--jp-ui-font-color2, #666); }
+.jp-peft-big { font-size: 22px; font-weight: 600; font-variant-numeric: tabular-nums; }
+.jp-peft-big-2 { font-size: 16px; font-weight: 600; }
+.jp-peft-chart { min-height: 240px; }
+.jp-peft-warning { color: var(--jp-warn-color1, #b26a00); }
+.jp-peft-error { color: var(--jp-error-color1, #c62828); }
+.jp-peft-bad { border-color: var(--jp-error-color1, #c62828) !important; }
+.jp-peft-ok { color: var(--jp-success-color1, #2e7d32); }
+.jp-peft-title { font-weight: 600; margin-bottom: 4px; }
+.jp-peft-fields { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 6px 14px; }
+.jp-peft-field label { display: flex; gap: 6px; align-items: center; }
+.jp-peft-field input[type=text], .jp-peft-field select { flex: 1; min-width: 60px; }
+.jp-peft-name { font-family: var(--jp-code-font-family, monospace); }
+.jp-peft-help { font-size: 11px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.jp-peft-reset { padding: 0 5px !important; }
+.jp-peft-cell { font-family: var(--jp-code-font-family, monospace); background: var(--jp-cell-editor-background, #f7f7f7);
+  border: 1px solid var(--jp-border-color2, #ddd); padding: 6px 8px; margin: 0; white-space: pre-wrap; }
+.jp-peft-actions { display: flex; gap: 6px; align-items: center; margin-top: 6px; }
+.jp-peft-table { border-collapse: collapse; margin-top: 4px; }
+.jp-peft-table td, .jp-peft-table th { padding: 1px 8px; text-align: left; }
+.jp-peft-studio details summary { cursor: pointer; margin: 6px 0; }
+`;

@@ -45,9 +45,7 @@ class Line:
         return self.const + rows * (self.per_token * seq + self.per_pair * seq * seq)
 
     def __sub__(self, other: Line) -> Line:
-        return Line(
-            self.const - other.const, self.per_token - other.per_token, self.per_pair - other.per_pair
-        )
+        return Line(self.const - other.const, self.per_token - other.per_token, self.per_pair - other.per_pair)
 
     @staticmethod
     def fit(rows: int, seqs: tuple[int, ...], ys: tuple[float, ...]) -> Line:
@@ -164,7 +162,7 @@ def _build(setup: Setup) -> Profile:
         eager = one.config._attn_implementation != "sdpa" if hasattr(one, "config") else False
         seqs = (_PROBE_SEQ, 2 * _PROBE_SEQ, 4 * _PROBE_SEQ) if eager else (_PROBE_SEQ, 2 * _PROBE_SEQ)
         runs = {
-            (n_layers, seq): _run(setup, model, _PROBE_ROWS, seq)
+            (n_layers, seq): _run(setup, model, _PROBE_ROWS, seq, backward=n_layers == 1)
             for n_layers, model in ((1, one), (2, two))
             for seq in seqs
         }
@@ -210,13 +208,9 @@ def _probe_setup(setup: Setup, total_layers: int) -> tuple[Setup, int, int]:
         if getattr(config, "rank_pattern", None):
             ranks[template] = config.rank_pattern.get(get_pattern_key(config.rank_pattern, path), config.r)
         if getattr(config, "alpha_pattern", None):
-            alphas[template] = config.alpha_pattern.get(
-                get_pattern_key(config.alpha_pattern, path), config.lora_alpha
-            )
+            alphas[template] = config.alpha_pattern.get(get_pattern_key(config.alpha_pattern, path), config.lora_alpha)
     options = {
-        k: v
-        for k, v in plan.options.items()
-        if k not in ("layers_to_transform", "layers_pattern", "exclude_modules")
+        k: v for k, v in plan.options.items() if k not in ("layers_to_transform", "layers_pattern", "exclude_modules")
     }
     from ..modelmap import role_pattern
 
@@ -241,9 +235,10 @@ def _uniform(plan: Any) -> bool:
 # ---- the probe runs ----------------------------------------------------------------------
 
 
-def _run(setup: Setup, model: Any, rows: int, seq: int) -> tuple[int, list[int], list[int]]:
+def _run(setup: Setup, model: Any, rows: int, seq: int, backward: bool = True) -> tuple[int, list[int], list[int]]:
     """(activation bytes after forward, the forward's and the backward's timelines) of the
-    backbone of `model` on `rows` x `seq` tokens; parameters are not counted."""
+    backbone of `model` on `rows` x `seq` tokens; parameters are not counted. Without
+    `backward` the backward timeline is empty (the two-layer runs only say what a layer keeps)."""
     import copy
 
     from torch._subclasses.fake_tensor import FakeTensorMode
@@ -264,14 +259,15 @@ def _run(setup: Setup, model: Any, rows: int, seq: int) -> tuple[int, list[int],
             counter.ignore([ids, weights, *model.parameters(), *model.buffers()])
             counter.start_phase()
             with cuda_like(autocast):
-                extra = (
-                    {"targets": max(round(seq * setup.targets / setup.seq_len), 1)} if _seq2seq(model) else {}
-                )
+                extra = {"targets": max(round(seq * setup.targets / setup.seq_len), 1)} if _seq2seq(model) else {}
                 hidden = _last_hidden(backbone(input_ids=ids, use_cache=False, **extra))
                 forward, end = counter.timeline, counter.current
                 loss = (hidden * weights).sum()  # a stand-in head: the real one is a formula
             del hidden
             counter.start_phase()
+            if not backward:
+                hook.remove()
+                return end, forward, []
             # The layer's own weight gradients appear as its activations go, so they are part
             # of its backward; the embedding's (made last, when activations are gone) is not
             flows = [e for e in embedded[:1] if e.requires_grad]
@@ -481,9 +477,7 @@ def _base_tensors_cached(
             nbytes = packed_bytes(t.numel(), quantization, double_quant, rows=t.shape[0])
             dtype_name = "nf4" if quantization == "4bit" else "int8"
         out.append(
-            Tensor(
-                name, t.numel(), dtype_name, tuple(t.shape), False, nbytes, param=isinstance(t, nn.Parameter)
-            )
+            Tensor(name, t.numel(), dtype_name, tuple(t.shape), False, nbytes, param=isinstance(t, nn.Parameter))
         )
     return tuple(out)
 

@@ -21,7 +21,7 @@ from typing import Any
 from .fit import GPUS
 from .report import MemoryEstimate
 
-__all__ = ["GPUS", "MemoryEstimate", "estimate", "estimate_magic"]
+__all__ = ["GPUS", "MemoryEstimate", "estimate", "estimate_magic", "peak_callback"]
 
 METHODS = ("analytic", "simulate", "measure")
 
@@ -112,6 +112,14 @@ def _run(method: str, setup: Any, batch: Any) -> MemoryEstimate:
 
     m = measure(setup, batch)
     return MemoryEstimate(m.peak_bytes, m.breakdown, method, setup, m.overhead_bytes, 0, "measured step")
+
+
+def peak_callback() -> Any:
+    """A transformers TrainerCallback logging `memory/peak_gib` (torch.cuda.max_memory_allocated)
+    each step, for a run's dashboard to show beside `estimate(...).peak_bytes`."""
+    from .measure import peak_callback as make
+
+    return make()
 
 
 def estimate_magic(args: list[str], user_ns: dict[str, Any]) -> Any:

@@ -75,9 +75,7 @@ def _states(setup: Setup, prof: Profile) -> dict[str, float]:
     trainable = [t for t in prof.tensors if t.trainable]
     opt = optimizer_bytes(setup.optimizer, ((t.numel, t.dtype, t.shape) for t in trainable))
     grads = sum(t.numel * DTYPE_BYTES[t.dtype] for t in trainable)
-    layer_grads = sum(t.numel * DTYPE_BYTES[t.dtype] for t in trainable if _in_layer(t.name)) / max(
-        prof.layers, 1
-    )
+    layer_grads = sum(t.numel * DTYPE_BYTES[t.dtype] for t in trainable if _in_layer(t.name)) / max(prof.layers, 1)
     head_grad = _head_bytes(prof) if prof.head_trains else 0
     # a trained embedding tied to the head gets its second gradient last: the new one and their sum
     embedding_temp = 2 * head_grad if prof.tied else 0
@@ -144,9 +142,7 @@ def _head(setup: Setup, prof: Profile) -> dict[str, float]:
     compute = DTYPES[setup.autocast] if setup.autocast else DTYPES.get(prof.head_dtype, 4)
     hidden_bytes = DTYPES[setup.dtype]
     head = (
-        _full_head(setup, prof, compute)
-        if setup.loss == "full"
-        else _chunked_head(setup, prof, compute, hidden_bytes)
+        _full_head(setup, prof, compute) if setup.loss == "full" else _chunked_head(setup, prof, compute, hidden_bytes)
     )
     if setup.loss == "chunked" or not prof.head_trains:
         # the final hidden states are not kept for backward: the chunked head keeps its own copy,

@@ -10,7 +10,6 @@ the plan applied by peft (`get_peft_model(..., low_cpu_mem_usage=True)` on meta,
 from __future__ import annotations
 
 import copy
-import functools
 from typing import Any
 
 import torch
@@ -51,8 +50,8 @@ def meta_model(setup: Setup, num_layers: int | None = None) -> Any:
             module.train(False)
     if setup.quantization != "none":
         _pack_frozen_linears(peft_model, setup)
-        for p in peft_model.parameters():  # TRL keeps QLoRA adapters in bf16
-            if p.requires_grad:
+        for name, p in peft_model.named_parameters():  # TRL keeps QLoRA adapters in bf16,
+            if p.requires_grad and "lora_magnitude_vector" not in name:  # DoRA's magnitude in fp32
                 p.data = torch.empty_like(p, dtype=torch.bfloat16)
     if setup.gradient_checkpointing:
         peft_model.enable_input_require_grads()  # as TRL does for peft + checkpointing
@@ -92,22 +91,17 @@ def num_layers(config: Any) -> int:
     return max(getattr(target, n) for n in layer_count_names(target))
 
 
-@functools.lru_cache(maxsize=8)
-def _class_for(model_class: str | None, model_type: str) -> Any:
+def _class_for(model_class: str | None) -> Any:
     import transformers
 
-    if model_class is not None and hasattr(transformers, model_class):
-        return getattr(transformers, model_class)
-    return None
+    return getattr(transformers, model_class, None) if model_class else None
 
 
-def _base(
-    model_class: str | None, config: Any, dtype: str, device: str = "meta", attention: str = "fused"
-) -> Any:
+def _base(model_class: str | None, config: Any, dtype: str, device: str = "meta", attention: str = "fused") -> Any:
     """The transformers model for `config`, built on `device` (random weights off meta)."""
     import transformers
 
-    cls = _class_for(model_class, config.model_type)
+    cls = _class_for(model_class)
     if cls is None:
         auto = (
             transformers.AutoModelForSeq2SeqLM

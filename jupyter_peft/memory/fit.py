@@ -60,9 +60,7 @@ def gpu(spec: Any) -> Gpu:
     text = str(spec).strip()
     want = _squash(text)
     exact = [n for n in GPUS if _squash(n) == want]
-    models = [
-        n for n in GPUS if want in (_squash(n.split("-")[0]), _squash(n.split("-")[0]).removeprefix("RTX"))
-    ]
+    models = [n for n in GPUS if want in (_squash(n.split("-")[0]), _squash(n.split("-")[0]).removeprefix("RTX"))]
     found = exact or models
     if len(found) == 1:
         return Gpu(found[0], GPUS[found[0]] * MiB)

@@ -20,9 +20,7 @@ from .._errors import PlanError, did_you_mean
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse would print and exit the kernel's process
-        raise PlanError(
-            f"%peft estimate: {message}", choices=["--batch", "--seq", "--gpu", "--plan", "--method"]
-        )
+        raise PlanError(f"%peft estimate: {message}", choices=["--batch", "--seq", "--gpu", "--plan", "--method"])
 
 
 def _parser() -> _Parser:

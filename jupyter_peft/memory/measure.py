@@ -52,11 +52,7 @@ def measure(setup: Setup, batch: dict[str, Any] | None = None) -> Measured:
     optimizer = steady_optimizer(setup.optimizer, [p for p in model.parameters() if p.requires_grad])
     states = torch.cuda.memory_allocated() - start - weights
     inputs: Any = batch_for(setup, model, device="cuda") if batch is None else _on_gpu(batch)
-    mixed = (
-        torch.autocast("cuda", dtype=getattr(torch, setup.autocast))
-        if setup.autocast
-        else contextlib.nullcontext()
-    )
+    mixed = torch.autocast("cuda", dtype=getattr(torch, setup.autocast)) if setup.autocast else contextlib.nullcontext()
 
     def one_step() -> None:
         with mixed:
@@ -101,8 +97,8 @@ def cuda_model(setup: Setup) -> Any:
 
     model = apply(setup.plan.replace(base=None), base)
     if setup.quantization != "none":
-        for p in model.parameters():  # TRL keeps QLoRA adapters in bf16
-            if p.requires_grad:
+        for name, p in model.named_parameters():  # TRL keeps QLoRA adapters in bf16,
+            if p.requires_grad and "lora_magnitude_vector" not in name:  # DoRA's magnitude in fp32
                 p.data = p.data.to(torch.bfloat16)
     if setup.gradient_checkpointing:
         model.enable_input_require_grads()
@@ -164,9 +160,7 @@ def peak_callback() -> Any:
     from transformers import TrainerCallback
 
     class PeakMemory(TrainerCallback):
-        def on_log(
-            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
-        ) -> None:
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
             if logs is not None and torch.cuda.is_available():
                 logs["memory/peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
 

@@ -30,9 +30,7 @@ def largest_batch(setup: Setup, gpu: Gpu) -> int | None:
 
 
 def largest_seq_len(setup: Setup, gpu: Gpu) -> int | None:
-    return largest(
-        lambda s: total_bytes(setup.replace(seq_len=s)) <= gpu.bytes, 2, max_positions(setup.config)
-    )
+    return largest(lambda s: total_bytes(setup.replace(seq_len=s)) <= gpu.bytes, 2, max_positions(setup.config))
 
 
 # ---- side by side ------------------------------------------------------------------------
@@ -62,9 +60,7 @@ class Comparison:
 
     def _repr_html_(self) -> str:
         head = "<tr><th>method</th><th>checkpointing</th><th>memory</th>"
-        head += (
-            f"<th>fits {html.escape(self.gpu.name)}</th><th>largest batch</th></tr>" if self.gpu else "</tr>"
-        )
+        head += f"<th>fits {html.escape(self.gpu.name)}</th><th>largest batch</th></tr>" if self.gpu else "</tr>"
         body = ""
         for r in self.rows:
             body += (
@@ -73,8 +69,7 @@ class Comparison:
             )
             if self.gpu:
                 body += (
-                    f"<td>{'yes' if r.fits else 'no'}</td>"
-                    f"<td style='text-align:right'>{r.largest_batch or '-'}</td>"
+                    f"<td>{'yes' if r.fits else 'no'}</td><td style='text-align:right'>{r.largest_batch or '-'}</td>"
                 )
             body += "</tr>"
         return f"<table class='jp-memory-compare'>{head}{body}</table>"
@@ -140,8 +135,7 @@ class Advice:
     def __repr__(self) -> str:
         lines = [f"To fit {self.gpu.name} ({self.gpu.bytes / GiB:.1f} GiB):"]
         lines += [
-            f"  - {a['change']}: {a['total_bytes'] / GiB:.2f} GiB{' (fits)' if a['fits'] else ''}"
-            for a in self.items
+            f"  - {a['change']}: {a['total_bytes'] / GiB:.2f} GiB{' (fits)' if a['fits'] else ''}" for a in self.items
         ]
         return "\n".join(lines)
 

@@ -97,9 +97,7 @@ class MemoryEstimate:
         if capacity is not None:
             return gpu(capacity)
         if self.gpu is None:
-            raise PlanError(
-                "which card? give a GPU name or a capacity in bytes (or gpu= to estimate)", key="gpu"
-            )
+            raise PlanError("which card? give a GPU name or a capacity in bytes (or gpu= to estimate)", key="gpu")
         return self.gpu
 
     # ---- views ----------------------------------------------------------------------------

@@ -85,16 +85,10 @@ class Setup:
     def virtual_tokens(self) -> int:
         """Prompt-learning tokens prepended to every sequence (prompt tuning, p-tuning; prefix
         tuning adds keys and values to attention instead, no tokens)."""
-        if (
-            self.plan is None
-            or not self.plan.method_spec.is_prompt_learning
-            or self.plan.method == "prefix_tuning"
-        ):
+        if self.plan is None or not self.plan.method_spec.is_prompt_learning or self.plan.method == "prefix_tuning":
             return 0
         return int(
-            self.plan.options.get(
-                "num_virtual_tokens", self.plan.method_spec.options["num_virtual_tokens"].default
-            )
+            self.plan.options.get("num_virtual_tokens", self.plan.method_spec.options["num_virtual_tokens"].default)
         )
 
     @property
@@ -139,9 +133,7 @@ def resolve(model_or_config: Any, plan: Any = None, **options: Any) -> Setup:
     train = _train_settings(plan)
     unknown_keys = set(options) - set(_OPTIONS)
     if unknown_keys:
-        raise unknown(
-            "option", sorted(unknown_keys)[0], _OPTIONS, " for estimate", key=sorted(unknown_keys)[0]
-        )
+        raise unknown("option", sorted(unknown_keys)[0], _OPTIONS, " for estimate", key=sorted(unknown_keys)[0])
     pick = {k: options[k] if options.get(k) is not None else train.get(k) for k in _OPTIONS}
     quant = pick["quantization"] or (plan.effective_quantization if plan is not None else None)
     quant = quant or facts.get("quantization", "none")
@@ -162,9 +154,7 @@ def resolve(model_or_config: Any, plan: Any = None, **options: Any) -> Setup:
         loss=_loss(pick["loss"], config),
         trainer=str(train.get("trainer", "sft")),
         quantization=_choice(str(quant), ("none", "4bit", "8bit"), "quantization"),
-        double_quant=bool(
-            pick["double_quant"] if pick["double_quant"] is not None else _double_quant(plan, facts)
-        ),
+        double_quant=bool(pick["double_quant"] if pick["double_quant"] is not None else _double_quant(plan, facts)),
         model_class=facts.get("model_class") or _config_class(config),
         target_len=_positive(pick["target_len"], "target_len") if pick["target_len"] is not None else None,
         attention=_choice(pick["attention"] or "fused", ("fused", "eager"), "attention"),
@@ -221,9 +211,7 @@ def _train_settings(plan: Any) -> dict[str, Any]:
 
 
 def _as_plan(plan: Any) -> Any:
-    if plan is None or (
-        isinstance(plan, str) and plan.strip().lower() in ("full", "full_finetuning", "none")
-    ):
+    if plan is None or (isinstance(plan, str) and plan.strip().lower() in ("full", "full_finetuning", "none")):
         return None
     from ..adapt import as_plan
 
@@ -289,9 +277,7 @@ def _folder_config(path: str) -> Any:
     try:
         return AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as err:
-        raise PlanError(
-            f"cannot read a model config from {path!r}: {err}", key="model_or_config", value=path
-        ) from None
+        raise PlanError(f"cannot read a model config from {path!r}: {err}", key="model_or_config", value=path) from None
 
 
 def _config_dtype(config: Any) -> str:

@@ -87,9 +87,7 @@ def fused_attention_backward(
 
 
 @fused_attention_backward.register_fake
-def _(
-    grad: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float
-) -> Any:
+def _(grad: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float) -> Any:
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
 
 
@@ -325,9 +323,7 @@ class PeakTracker(MemTracker):
     @property
     def counted(self) -> int:
         """Bytes alive now, excluded kinds left out."""
-        return sum(
-            snap["Total"] - sum(snap.get(k, 0) for k in self.exclude) for snap in self._curr_mem_snap.values()
-        )
+        return sum(snap["Total"] - sum(snap.get(k, 0) for k in self.exclude) for snap in self._curr_mem_snap.values())
 
     @property
     def peak(self) -> int:
@@ -354,9 +350,7 @@ class PeakTracker(MemTracker):
             self._peak_mem_snap = {dev: dict(snap) for dev, snap in self._curr_mem_snap.items()}
         self.phase_peak = max(self.phase_peak, now)
 
-    def _track_module_params_and_buffers(
-        self, module: nn.Module, install_grad_hooks: bool = True
-    ) -> tuple[int, int]:
+    def _track_module_params_and_buffers(self, module: nn.Module, install_grad_hooks: bool = True) -> tuple[int, int]:
         # the stock version hooks every parameter, and frozen ones cannot take a grad hook
         for p in module.parameters():
             self._update_and_maybe_create_winfos(p, _MemRefType.PARAM)

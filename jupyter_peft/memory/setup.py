@@ -281,7 +281,8 @@ def _folder_config(path: str) -> Any:
 
 
 def _config_dtype(config: Any) -> str:
-    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    # transformers 5 names it dtype (reading torch_dtype there warns); older versions torch_dtype
+    dtype = config.dtype if hasattr(config, "dtype") else getattr(config, "torch_dtype", None)
     name = str(dtype).replace("torch.", "") if dtype is not None else "float32"
     return name if name in DTYPES else "float32"
 

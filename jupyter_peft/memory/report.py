@@ -1,0 +1,242 @@
+"""`MemoryEstimate`: the answer, as numbers (`to_json`), HTML (`_repr_html_`) and a plotly figure.
+
+`peak_bytes` is the tensor memory at the step's peak, what `torch.cuda.max_memory_allocated`
+reports; `breakdown` splits it by component and sums to it. `total_bytes` adds what the card
+must also hold: optimizer state paged by bitsandbytes and the process overhead (CUDA context,
+allocator slack). `fits` compares `total_bytes` with a card.
+
+The HTML is plain HTML and SVG: a saved notebook shows it without a kernel or any script.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._errors import PlanError
+from .fit import GiB, Gpu, gpu
+
+# component -> (colour, what it is); the order is the bar's
+COMPONENTS: dict[str, tuple[str, str]] = {
+    "weights": ("#4c72b0", "base model weights (quantized weights packed)"),
+    "adapters": ("#55a868", "adapter weights peft adds"),
+    "reference model": ("#8172b3", "frozen reference copy (DPO/KTO with full fine-tuning)"),
+    "optimizer": ("#c44e52", "optimizer state"),
+    "gradients": ("#dd8452", "gradients of trainable weights"),
+    "activations": ("#937860", "activations kept for backward"),
+    "logits and loss": ("#da8bc3", "LM head and loss buffers"),
+    "temporaries": ("#8c8c8c", "short-lived buffers at the peak"),
+    "paged optimizer": ("#e6a0a2", "optimizer state in paged (managed) memory"),
+    "overhead": ("#cccccc", "CUDA context and allocator slack"),
+}
+_METHODS = {
+    "analytic": "instant estimate",
+    "simulate": "simulated step (FakeTensors + MemTracker)",
+    "measure": "measured on the GPU (max_memory_allocated)",
+}
+
+
+@dataclass
+class MemoryEstimate:
+    """Peak accelerator memory of one training step (see the module docstring)."""
+
+    peak_bytes: int
+    breakdown: dict[str, int]
+    method: str
+    setup: Any
+    overhead_bytes: int = 0
+    paged_bytes: int = 0
+    phase: str = ""
+    """Where in the step the peak falls (forward, loss backward, backward, optimizer step...)."""
+    phases: dict[str, int] = field(default_factory=dict)
+    gpu: Gpu | None = None
+    seconds: float = 0.0
+
+    @property
+    def total_bytes(self) -> int:
+        """What the card must hold: tensors at the peak, paged optimizer state, overhead."""
+        return self.peak_bytes + self.paged_bytes + self.overhead_bytes
+
+    def fits(self, capacity: Any = None) -> bool:
+        """Whether the step fits in `capacity` (bytes, or a GPU name; default: the estimate's GPU)."""
+        return self.total_bytes <= self._card(capacity).bytes
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{k} {v / GiB:.2f}" for k, v in self.breakdown.items() if v)
+        return (
+            f"MemoryEstimate({self.method}: total {self.total_bytes / GiB:.2f} GiB, "
+            f"peak tensors {self.peak_bytes / GiB:.2f} GiB [{parts}])"
+        )
+
+    # ---- what-ifs (see options.py) --------------------------------------------------------
+
+    def largest_batch(self, capacity: Any = None) -> int | None:
+        from .options import largest_batch
+
+        return largest_batch(self.setup, self._card(capacity))
+
+    def largest_seq_len(self, capacity: Any = None) -> int | None:
+        from .options import largest_seq_len
+
+        return largest_seq_len(self.setup, self._card(capacity))
+
+    def compare(self, capacity: Any = None) -> Any:
+        """Full fine-tuning, LoRA and QLoRA, with and without gradient checkpointing."""
+        from .options import compare
+
+        return compare(self.setup, gpu(capacity) if capacity is not None else self.gpu)
+
+    def advice(self, capacity: Any = None) -> list[dict[str, Any]]:
+        """What to change when the step does not fit (each with its new estimate)."""
+        from .options import advice
+
+        return advice(self.setup, self._card(capacity))
+
+    def _card(self, capacity: Any) -> Gpu:
+        if capacity is not None:
+            return gpu(capacity)
+        if self.gpu is None:
+            raise PlanError("which card? give a GPU name or a capacity in bytes (or gpu= to estimate)", key="gpu")
+        return self.gpu
+
+    # ---- views ----------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything the studio's memory panel shows, computed here."""
+        parts = [
+            {"name": k, "bytes": int(v), "color": COMPONENTS[k][0], "help": COMPONENTS[k][1]}
+            for k, v in self._bar().items()
+        ]
+        out: dict[str, Any] = {
+            "method": self.method,
+            "peak_bytes": int(self.peak_bytes),
+            "total_bytes": int(self.total_bytes),
+            "overhead_bytes": int(self.overhead_bytes),
+            "paged_bytes": int(self.paged_bytes),
+            "phase": self.phase,
+            "phases": {k: int(v) for k, v in self.phases.items()},
+            "parts": parts,
+            "setup": describe(self.setup),
+            "gpu": None,
+        }
+        if self.gpu is not None:
+            out["gpu"] = {
+                **self.gpu.to_json(),
+                "fits": self.fits(),
+                "free_bytes": self.gpu.bytes - self.total_bytes,
+            }
+        return out
+
+    def _bar(self) -> dict[str, int]:
+        bar = {k: v for k, v in self.breakdown.items() if v > 0}
+        if self.paged_bytes:
+            bar["paged optimizer"] = self.paged_bytes
+        if self.overhead_bytes:
+            bar["overhead"] = self.overhead_bytes
+        return {k: bar[k] for k in COMPONENTS if k in bar}
+
+    def figure(self) -> Any:
+        """A plotly stacked bar of the breakdown (and the GPU's capacity when known)."""
+        import plotly.graph_objects as go
+
+        fig = go.Figure()
+        for name, value in self._bar().items():
+            fig.add_bar(
+                y=["step"],
+                x=[value / GiB],
+                name=name,
+                orientation="h",
+                marker_color=COMPONENTS[name][0],
+                hovertemplate=f"{name}: %{{x:.2f}} GiB<extra></extra>",
+            )
+        fig.update_layout(
+            barmode="stack",
+            height=220,
+            xaxis_title="GiB",
+            margin=dict(l=40, r=20, t=40, b=40),
+            title=f"{self.total_bytes / GiB:.2f} GiB ({_METHODS[self.method]})",
+        )
+        if self.gpu is not None:
+            fig.add_vline(x=self.gpu.bytes / GiB, line_dash="dash", annotation_text=self.gpu.name)
+        return fig
+
+    def _repr_html_(self) -> str:
+        return render_html(self)
+
+
+def describe(setup: Any) -> dict[str, Any]:
+    """The settings an estimate was made for, in words and numbers."""
+    plan = setup.plan
+    return {
+        "model": setup.model_class or getattr(setup.config, "model_type", "model"),
+        "method": "full fine-tuning" if plan is None else plan.method,
+        "batch_size": setup.batch_size,
+        "seq_len": setup.seq_len,
+        "rows": setup.rows,
+        "dtype": setup.dtype,
+        "autocast": setup.autocast,
+        "gradient_checkpointing": setup.gradient_checkpointing,
+        "optimizer": setup.optimizer,
+        "loss": setup.loss,
+        "trainer": setup.trainer,
+        "quantization": setup.quantization,
+        "double_quant": setup.double_quant,
+    }
+
+
+def render_html(est: MemoryEstimate) -> str:
+    """A card: headline, an SVG stacked bar with the GPU's capacity, and the table."""
+    d = describe(est.setup)
+    head = f"<b>{est.total_bytes / GiB:.2f} GiB</b> for one training step"
+    if est.gpu is not None:
+        verdict = "fits" if est.fits() else "does not fit"
+        colour = "#2e7d32" if est.fits() else "#c62828"
+        head += f" &middot; <span style='color:{colour}'>{verdict} on {html.escape(est.gpu.name)}</span>"
+    settings = (
+        f"{html.escape(str(d['model']))} &middot; {html.escape(str(d['method']))} &middot; "
+        f"batch {d['batch_size']} x {d['seq_len']} tokens &middot; {d['dtype']}"
+        f"{' + ' + d['autocast'] + ' autocast' if d['autocast'] else ''} &middot; "
+        f"{'gradient checkpointing' if d['gradient_checkpointing'] else 'no checkpointing'} &middot; "
+        f"{d['optimizer']} &middot; {d['loss']} loss"
+    )
+    rows = "".join(
+        f"<tr><td><span style='display:inline-block;width:10px;height:10px;"
+        f"background:{COMPONENTS[k][0]}'></span> "
+        f"{html.escape(k)}</td><td style='text-align:right'>{v / GiB:.2f} GiB</td>"
+        f"<td style='color:#777'>{html.escape(COMPONENTS[k][1])}</td></tr>"
+        for k, v in est._bar().items()
+    )
+    note = (
+        f"{_METHODS[est.method]}; peak during {html.escape(est.phase)}; tensors at the peak "
+        f"{est.peak_bytes / GiB:.2f} GiB (compare with torch.cuda.max_memory_allocated)"
+    )
+    return (
+        f"<div class='jp-memory' style='font-family:sans-serif;font-size:13px;max-width:640px'>"
+        f"<div>{head}</div><div style='color:#555;margin:2px 0 6px'>{settings}</div>{_svg(est)}"
+        f"<table style='border-collapse:collapse;margin-top:6px'>{rows}</table>"
+        f"<div style='color:#777;margin-top:4px'>{note}</div></div>"
+    )
+
+
+def _svg(est: MemoryEstimate, width: int = 600, height: int = 26) -> str:
+    bar = est._bar()
+    scale = max(est.total_bytes, est.gpu.bytes if est.gpu else 0, 1)
+    x, rects = 0.0, []
+    for name, value in bar.items():
+        w = width * value / scale
+        rects.append(
+            f"<rect x='{x:.1f}' y='0' width='{w:.1f}' height='{height}' fill='{COMPONENTS[name][0]}'>"
+            f"<title>{html.escape(name)}: {value / GiB:.2f} GiB</title></rect>"
+        )
+        x += w
+    if est.gpu is not None:
+        gx = width * est.gpu.bytes / scale
+        rects.append(
+            f"<line x1='{gx:.1f}' x2='{gx:.1f}' y1='0' y2='{height + 4}' stroke='#000' "
+            f"stroke-dasharray='3,2'><title>{html.escape(est.gpu.name)}</title></line>"
+        )
+    return (
+        f"<svg width='{width + 2}' height='{height + 6}' role='img' "
+        f"aria-label='memory breakdown'>{''.join(rects)}</svg>"
+    )

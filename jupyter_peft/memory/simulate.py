@@ -1,0 +1,121 @@
+"""`method="simulate"`: one real training step of the actual model on FakeTensors, tracked.
+
+The model of the Setup is built on meta (`build.meta_model`), given fake CPU tensors, and
+runs a whole step under PyTorch's MemTracker: forward (with autocast when mixed), the loss
+(TRL's fused LM head or the model's own), backward, the optimizer step and `zero_grad`. The
+optimizer state exists before the step, as from the second step on, so the peak is the
+steady one a run keeps hitting. Nothing is allocated; an 8B model takes seconds.
+
+It counts tensor bytes, as `torch.cuda.max_memory_allocated` does: no CUDA context, no
+allocator caching. Paged optimizer state is counted where bitsandbytes would page it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .setup import Setup
+
+
+@dataclass
+class Simulated:
+    """The tracked peak of one step and what it was made of."""
+
+    peak_bytes: int
+    breakdown: dict[str, int] = field(default_factory=dict)
+    """At the peak: weights, gradients, optimizer, activations (kept for backward), temporaries."""
+    paged_bytes: int = 0
+    """Optimizer state bitsandbytes would page (left out of the peak, as on CUDA)."""
+    phase: str = "simulated step"
+    seconds: float = 0.0
+
+
+# MemTracker's kinds -> MemoryEstimate's components
+_KINDS = {
+    "parameter": "weights",
+    "buffer": "weights",
+    "other": "weights",
+    "gradient": "gradients",
+    "optstate": "optimizer",
+    "activation": "activations",
+    "temp": "temporaries",
+}
+
+
+def simulate(setup: Setup, real: bool = False) -> Simulated:
+    """Run one step of `setup` on fake tensors and return the tracked peak. `real` runs it on
+    real (uninitialised) CPU tensors instead: the same numbers, for small models and tests."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from .build import meta_model
+    from .step import batch_for, keep_gradients, loss_of, reference_model, steady_optimizer, step
+    from .trace import PeakTracker, cuda_like, one_sequence_per_row, to_fake
+
+    start = time.perf_counter()
+    model = meta_model(setup)
+    reference = reference_model(setup, model)
+    fake: Any = contextlib.nullcontext() if real else FakeTensorMode()
+    to_fake(model, fake)
+    if reference is not None:
+        to_fake(reference, fake)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    with fake:
+        optimizer = steady_optimizer(setup.optimizer, trainable, run_kernels=False)
+        if setup.keep_gradients:
+            keep_gradients(trainable)
+        batch = batch_for(setup, model)
+    tracker = PeakTracker()
+    tracker.track_external(*(m for m in (model, reference) if m is not None), optimizer)
+    autocast = getattr(torch, setup.autocast) if setup.autocast else None
+    with fake, tracker, _gpu_kernels(), one_sequence_per_row():
+        with cuda_like(autocast):
+            loss = loss_of(setup, model, reference, batch)
+        loss.backward()
+        del loss
+        step(optimizer, setup.keep_gradients)
+    breakdown: dict[str, int] = {}
+    for kind, size in tracker.peak_breakdown().items():
+        breakdown[_KINDS.get(kind, "temporaries")] = breakdown.get(_KINDS.get(kind, "temporaries"), 0) + size
+    paged = _paged(setup.optimizer, trainable)
+    breakdown["optimizer"] = breakdown.get("optimizer", 0) - paged
+    return Simulated(tracker.peak - paged, breakdown, paged, seconds=time.perf_counter() - start)
+
+
+def _paged(optimizer: str, trainable: list[Any]) -> int:
+    """State a paged bitsandbytes optimizer keeps in managed memory (CPU fake tensors cannot
+    page, so the tracker saw it as ordinary memory)."""
+    from .states import optimizer_bytes
+
+    shapes = ((p.numel(), str(p.dtype).replace("torch.", ""), tuple(p.shape)) for p in trainable)
+    return optimizer_bytes(optimizer, shapes).paged
+
+
+@contextlib.contextmanager
+def _gpu_kernels() -> Iterator[None]:
+    """TRL's fused head on CUDA folds each logits tile with a Triton kernel and accumulates
+    gradients with `addmm(out_dtype=float32, out=...)`, allocating nothing; its CPU fallback
+    makes fp32 copies of every tile. Do both in place, as CUDA does (values do not matter)."""
+    try:
+        from trl.kernels import chunked_logprob as kernels
+    except ImportError:  # an older TRL without the fused head: nothing to replace
+        yield
+        return
+    names = ("_forward_tile", "_backward_tile", "_addmm_fp32")
+    saved = {name: getattr(kernels, name) for name in names}
+    for name in names:
+        setattr(kernels, name, _in_place)
+    try:
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(kernels, name, function)
+
+
+def _in_place(*args: Any, **kwargs: Any) -> None:
+    """Stands for a CUDA kernel that writes into buffers it was given."""

@@ -1,0 +1,139 @@
+"""One training step as TRL runs it: the batch, the loss, the reference pass, the optimizer.
+
+Shared by `simulate` (fake tensors) and `measure` (a CUDA device), so both run the same step:
+forward (TRL's fused LM head when the loss is chunked), keeping only the loss alive as
+`Trainer.compute_loss` does; for DPO and KTO a reference pass without grad first (the adapter
+disabled, or a frozen copy under full fine-tuning); backward; the optimizer step; zero_grad.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from .._errors import PlanError
+from .setup import Setup
+
+
+def batch_for(setup: Setup, model: Any, device: str = "cpu") -> dict[str, Any]:
+    """A batch of `setup.rows` sequences of `setup.seq_len` tokens (ids 0: values do not matter)."""
+    ids = torch.zeros((setup.rows, setup.seq_len), dtype=torch.long, device=device)
+    if _is_classifier(model):
+        labels = torch.zeros((setup.rows,), dtype=torch.long, device=device)
+    elif getattr(setup.config, "is_encoder_decoder", False):
+        labels = torch.zeros((setup.rows, setup.targets), dtype=torch.long, device=device)
+    else:
+        labels = ids
+    return {"input_ids": ids, "labels": labels, "use_cache": False}  # as TRL calls the model
+
+
+def _is_classifier(model: Any) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return type(base).__name__.endswith("ForSequenceClassification")
+
+
+def loss_of(setup: Setup, model: Any, reference: Any, batch: dict[str, Any]) -> torch.Tensor:
+    """The training loss, keeping nothing but the loss alive (as Trainer.compute_loss does)."""
+    fused = {"fused_lm_head": True} if setup.loss == "chunked" and not _is_classifier(model) else {}
+    if setup.trainer in ("dpo", "kto"):
+        # the reference pass: the adapter disabled (or the reference copy), without grad
+        with torch.no_grad(), _reference_of(model, reference) as ref:
+            ref(**batch, **fused)
+    return model(**batch, **fused).loss
+
+
+@contextlib.contextmanager
+def _reference_of(model: Any, reference: Any) -> Iterator[Any]:
+    if reference is not None:
+        yield reference
+    else:
+        with model.disable_adapter():
+            yield model
+
+
+def reference_model(setup: Setup, model: Any) -> Any:
+    """Full fine-tuning with a reference (DPO, KTO) keeps a frozen copy of the model."""
+    if not setup.full or setup.trainer not in ("dpo", "kto"):
+        return None
+    import copy
+
+    reference = copy.deepcopy(model)
+    for p in reference.parameters():
+        p.requires_grad_(False)
+    return reference.eval()
+
+
+# ---- the optimizer, in its steady state --------------------------------------------------
+
+
+def steady_optimizer(name: str, params: list[Any], run_kernels: bool = True) -> Any:
+    """The optimizer `name` over `params`, with its state already made (as after step one).
+    Without `run_kernels` (fake tensors) bitsandbytes' state is laid out but never stepped."""
+    if not params:
+        raise PlanError("nothing trains in this setup: no parameter requires grad", key="plan")
+    torch_kinds = {
+        "adamw_torch_fused": lambda: torch.optim.AdamW(params, fused=True),
+        "adamw_torch": lambda: torch.optim.AdamW(params, foreach=True),
+        "sgd": lambda: torch.optim.SGD(params, lr=1e-3, foreach=True),
+        "adagrad": lambda: torch.optim.Adagrad(params, foreach=True),
+        "rmsprop": lambda: torch.optim.RMSprop(params, foreach=True),
+    }
+    if name in torch_kinds:
+        optimizer = torch_kinds[name]()
+        for p in params:
+            p.grad = torch.zeros_like(p)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return optimizer
+    return _bnb_optimizer(name, params, run_kernels)
+
+
+def _bnb_optimizer(name: str, params: list[Any], run_kernels: bool) -> Any:
+    """A bitsandbytes optimizer with its state laid out by its own `init_state`. Its step runs
+    CUDA kernels in place (no temporaries), so on fake tensors `step` leaves it out."""
+    import bitsandbytes as bnb
+
+    classes = {
+        "adamw_8bit": bnb.optim.AdamW8bit,
+        "adamw_bnb_8bit": bnb.optim.AdamW8bit,
+        "paged_adamw_8bit": bnb.optim.PagedAdamW8bit,
+        "paged_adamw_32bit": bnb.optim.PagedAdamW32bit,
+        "lion_8bit": bnb.optim.Lion8bit,
+        "lion_32bit": bnb.optim.Lion32bit,
+        "paged_lion_8bit": bnb.optim.PagedLion8bit,
+        "paged_lion_32bit": bnb.optim.PagedLion32bit,
+    }
+    if name not in classes:
+        raise PlanError(
+            f"simulate does not run optimizer {name!r}; the analytic estimate covers it",
+            key="optimizer",
+            choices=[*classes, "adamw_torch_fused", "adamw_torch", "sgd"],
+        )
+    building: Any = contextlib.nullcontext()
+    if not run_kernels:  # its quantization maps are real tensors, made with real values
+        from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+        building = unset_fake_temporarily()
+    with building:
+        optimizer = classes[name](params)
+    optimizer._skip_step = not run_kernels
+    for gindex, group in enumerate(optimizer.param_groups):
+        for pindex, p in enumerate(group["params"]):
+            optimizer.init_state(group, p, gindex, pindex)
+    return optimizer
+
+
+def step(optimizer: Any, keep_gradients: bool = False) -> None:
+    """The optimizer step and `zero_grad` (freeing the gradients, as torch >= 2.0 does)."""
+    if not getattr(optimizer, "_skip_step", False):
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=not keep_gradients)
+
+
+def keep_gradients(params: list[Any]) -> None:
+    """Gradients allocated before the step, as `zero_grad(set_to_none=False)` leaves them."""
+    for p in params:
+        p.grad = torch.zeros_like(p)

@@ -229,25 +229,3 @@ def _epoch_text(epoch: float | None, num_epochs: float | None) -> str:
     if epoch is None:
         return ""
     return f"{epoch:.2f} / {num_epochs:g}" if num_epochs else f"{epoch:.2f}"
-
-
-def param_chart(summary: Any, model_map: Any) -> dict[str, Any]:
-    """The trainable-parameter chart: one bar per adapted group (from `summarize`), biggest first,
-    with the group's rank, adapted layers and the share of the group's own weights it adds."""
-    roles = set(model_map.roles)
-    rows = []
-    for r in summary.rows:
-        base = model_map[r.role].params if r.role in roles else 0
-        share = f" · {100.0 * r.added / base:.2f}% of its weights" if base else ""
-        rows.append({"role": r.role, "trainable": r.added, "base": base, "rank": r.rank,
-                     "layers": f"{r.targeted}/{r.count}", "text": f"{r.added:,} · r {r.rank} · "
-                     f"{r.targeted}/{r.count} layers{share}"})
-    for name, n in summary.other.items():
-        rows.append({"role": name, "trainable": n, "base": 0, "rank": "-", "layers": "", "text": f"{n:,}"})
-    rows.sort(key=lambda row: -row["trainable"])
-    return {
-        "title": f"trainable: {summary.trainable:,} of {summary.total:,} parameters ({summary.percent:.3f}%)",
-        "rows": rows,
-        "trainable": summary.trainable,
-        "total": summary.total,
-    }

@@ -64,6 +64,7 @@ class Run:
         self._foreground = False
         self._restore_sigint = lambda: None
         self._cuda, self._memory_at = _on_cuda(self.model), float("-inf")
+        self._estimate: dict[str, Any] = {}  # run_memory.run_estimate, made when training starts
         trainer.add_callback(Recorder(self))
         self.dashboard = Dashboard(self)
         _RECENT[:] = [ref for ref in _RECENT if ref() is not None] + [weakref.ref(self)]
@@ -179,6 +180,9 @@ class Run:
             self._train_ended()
 
     def _began(self, state: Any) -> None:
+        from .run_memory import run_estimate
+
+        self._estimate = run_estimate(self.trainer, self.plan, self._cuda)  # before the first step
         self.tracker.begin(state.max_steps, getattr(state, "num_train_epochs", None), self._prior)
         self._prior = []
         if self._move("running", when=("ready",)):  # attached: the user called trainer.train() in the cell
@@ -304,10 +308,14 @@ class Run:
         return f"adapter saved to {ckpt}" if ckpt else ""
 
     def memory(self) -> dict[str, Any]:
-        """Measured memory for the dashboard: CUDA peak on GPU, process RSS on CPU."""
+        """Measured memory for the dashboard (CUDA peak on GPU, process RSS on CPU), and the
+        estimate for the run's settings beside it (run_memory.py)."""
         measured = next((r["memory_bytes"] for r in reversed(self.tracker.rows) if "memory_bytes" in r), None)
         label = "CUDA peak (max_memory_allocated)" if self._cuda else "process memory (RSS)"
-        return {"label": label, "bytes": measured, "text": format_bytes(measured), "estimate_text": ""}
+        out = {"label": label, "bytes": measured, "text": format_bytes(measured), "estimate_bytes": None,
+               "estimate_text": "", **self._estimate}
+        out["line"] = " · ".join(filter(None, [f"{label}: {out['text']}" if measured else "", out["estimate_text"]]))
+        return out
 
 
 # ---- the registry: one active run per model --------------------------------------------------

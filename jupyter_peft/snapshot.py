@@ -20,6 +20,7 @@ from .metrics import decimate, finite_or_none
 # plotly.js's default colorway, so the static charts match the live ones
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 _W, _H, _PAD_L, _PAD_R, _PAD_T, _PAD_B = 360, 220, 56, 12, 28, 40
+PARAM_COLORS = ("#b8c0cc", "#e8710a")  # frozen, trainable: js/common/param_chart.ts's
 MAX_POINTS = 400  # per trace: a line 360 px wide shows no more
 
 
@@ -40,6 +41,9 @@ def html_snapshot(run: Any) -> str:
     for key, color in (("message", "#444"), ("error", "#b00020")):
         if status.get(key):
             lines.append(f"<div style='color:{color}'>{esc(status[key])}</div>")
+    memory = run.memory().get("line")
+    if memory:
+        lines.append(f"<div style='color:#444'>{esc(memory)}</div>")
     for flag in tracker.flags[:10]:
         text = f"{flag['key']} = {flag['value']} at step {flag['step']}"
         lines.append(f"<div style='color:#b00020'>{esc(text)}</div>")
@@ -87,17 +91,23 @@ def line_chart(title: str, traces: list[tuple[str, list[Any], list[Any]]], flags
 
 
 def bar_chart(params: dict[str, Any]) -> str:
-    """Trainable parameters per adapted group: a bar each, the group's name and details above it."""
-    rows = params["rows"][:6]
-    top = max((r["trainable"] for r in rows), default=0) or 1
+    """The trainable-parameter chart (`param_chart`) of the adapted groups, largest first: per
+    group its frozen weights (grey) and the trainable parameters (orange) on a log scale, as
+    the live chart draws them."""
+    rows = sorted((r for r in params["rows"] if r["trainable"]), key=lambda r: -r["trainable"])[:5]
+    top = math.log10(max([r["frozen"] for r in rows] + [r["trainable"] for r in rows] + [10]))
     row_h = min((_H - _PAD_T - 4) / max(len(rows), 1), 40)
+    width = _W - _PAD_R - 8
     body = []
     for i, r in enumerate(rows):
         y = _PAD_T + i * row_h
-        width = max(r["trainable"] / top * (_W - _PAD_R - 8), 1)
         body.append(f"<text x='8' y='{y + 10:.1f}' font-size='10'>{html.escape(r['role'])}"
-                    f"<tspan fill='#555' font-size='9'>  {html.escape(r['text'])}</tspan></text>")
-        body.append(f"<rect x='8' y='{y + 14:.1f}' width='{width:.1f}' height='{row_h - 20:.1f}' fill='{COLORS[0]}'/>")
+                    f"<tspan fill='#555' font-size='9'>  +{html.escape(r['trainable_text'])}</tspan></text>")
+        bar_h = (row_h - 16) / 2
+        for j, (key, color) in enumerate((("frozen", PARAM_COLORS[0]), ("trainable", PARAM_COLORS[1]))):
+            w = max(math.log10(r[key]) / top * width, 1) if r[key] > 1 else 1
+            body.append(f"<rect x='8' y='{y + 13 + j * bar_h:.1f}' width='{w:.1f}' height='{bar_h - 1:.1f}' "
+                        f"fill='{color}'><title>{key} {r[key]:,}</title></rect>")
     return _svg(params.get("title", "trainable parameters"), "".join(body), title_x=8)
 
 

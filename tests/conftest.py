@@ -78,3 +78,17 @@ def lab_page(lab, browser):
     page = context.new_page()
     yield lab_module.LabPage(lab, page)
     context.close()
+
+
+@pytest.fixture(autouse=True)
+def _close_studios():
+    """A studio estimates memory on a background thread after each change: close the studios a
+    test made, so that their estimates do not run on into the next tests."""
+    yield
+    studio = sys.modules.get("jupyter_peft.widgets.studio")
+    if studio is not None:
+        from ipywidgets.widgets.widget import _instances
+
+        for widget in list(_instances.values()):
+            if isinstance(widget, studio.Studio):
+                widget.close()

@@ -4,6 +4,7 @@ snapshot that replaces the widget when the run ends."""
 
 from __future__ import annotations
 
+import html
 import json
 import time
 
@@ -133,3 +134,49 @@ def test_the_cell_output_becomes_a_static_snapshot_when_the_run_ends(tmp_path, s
     assert "application/vnd.jupyter.widget-view+json" in live
     assert "application/vnd.jupyter.widget-view+json" not in final
     assert final["text/html"].count("data:image/svg+xml;base64,") >= 4 and "stopped" in final["text/html"]
+
+
+def test_the_estimate_for_the_run_beside_the_measured_memory(tmp_path, shell):
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+
+    from jupyter_peft.metrics import format_bytes
+    from jupyter_peft.run_memory import longest_row, run_settings
+
+    with capture_output() as cap:
+        run = jp.train(tiny.build("llama"), LORA + "train: {max_steps: 2, per_device_train_batch_size: 4}",
+                       dataset=runs.sft_data(), tokenizer=tiny.tokenizer(), runs_dir=tmp_path)
+        display(run)
+        assert run.wait(60) == "finished"
+    trainer = run.trainer
+    longest = max(len(row["input_ids"]) for row in trainer.train_dataset)  # the longest batch sets the peak
+    assert longest_row(trainer.train_dataset) == longest
+    settings = run_settings(trainer)
+    assert settings["batch_size"] == 4 and settings["seq_len"] == min(longest, trainer.args.max_length)
+    est = jp.estimate(run.model, jp.Plan.from_yaml(LORA + "train: {trainer: sft}"), **settings)
+    memory = run.dashboard.memory
+    assert memory["estimate_bytes"] == est.peak_bytes  # what max_memory_allocated would be compared with
+    assert f"estimate on a GPU {format_bytes(est.peak_bytes)} peak tensors" in memory["estimate_text"]
+    assert "not comparable" in memory["estimate_text"]  # a CPU run measures RSS
+    assert memory["line"] == f"process memory (RSS): {memory['text']} · {memory['estimate_text']}"
+    assert html.escape(memory["line"]) in cap.outputs[-1].data["text/html"]  # the static snapshot keeps it
+
+
+def test_a_dpo_run_is_estimated_with_its_paired_rows(tmp_path):
+    from trl import DPOConfig, DPOTrainer
+
+    from jupyter_peft.metrics import format_bytes
+    from jupyter_peft.run_memory import longest_row, run_estimate, run_settings
+
+    model = jp.apply(LORA, tiny.build("llama"))
+    args = DPOConfig(output_dir=str(tmp_path), max_steps=1, report_to="none", bf16=False, use_cpu=True,
+                     per_device_train_batch_size=2, max_length=12)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=runs.dpo_data(), processing_class=tiny.tokenizer())
+    rows = trainer.train_dataset
+    longest = max(len(r["prompt_ids"]) + max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in rows)
+    assert longest_row(rows) == longest and run_settings(trainer)["seq_len"] == min(longest, 12)
+    shown = run_estimate(trainer, None, cuda=True)  # an attached trainer: the plan jp.apply recorded
+    plan = jp.Plan.from_yaml(LORA + "train: {trainer: dpo}")
+    est = jp.estimate(model, plan, **run_settings(trainer))
+    assert shown["estimate_bytes"] == est.peak_bytes and est.setup.rows == 4  # chosen and rejected
+    assert shown["estimate_text"].startswith(f"estimate {format_bytes(est.peak_bytes)} (GPU peak tensors")

@@ -47,6 +47,16 @@ def _wait_count_change(page, before: int) -> int:
     return _shown_count(page)
 
 
+def _shown_memory(page) -> int:
+    """The memory panel's total once it shows a finished estimate (not one on its way)."""
+    page.wait_for_function(
+        "() => { const p = document.querySelector('.jp-peft-studio .jp-peft-memory');"
+        " return p && p.dataset.state === 'ready' && !p.classList.contains('jp-peft-pending'); }",
+        timeout=60_000,
+    )
+    return int(page.get_attribute(f"{STUDIO} .jp-peft-mem-total", "data-bytes"))
+
+
 def _group(page, role: str):
     return page.locator(f"{STUDIO} tr.jp-peft-group[data-role='{role}']")
 
@@ -59,6 +69,10 @@ def test_tick_rank_apply_and_write_cell(lab, studio_page, out_dir):
     page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
     start = _shown_count(page)
     assert start == lab_page.kernel_value("studio.numbers['trainable']")
+    estimate = "jp.estimate(model, studio.plan, gpu='A100-80GB').total_bytes"  # the panel's default card
+    first = _shown_memory(page)
+    assert first == lab_page.kernel_value(estimate)
+    assert page.inner_text(f"{STUDIO} .jp-peft-mem-total") == lab_page.kernel_value("studio.memory['total_text']")
 
     _group(page, "mlp.down_proj").locator("input[type=checkbox]").click()  # tick a group
     ticked = _wait_count_change(page, start)
@@ -68,6 +82,8 @@ def test_tick_rank_apply_and_write_cell(lab, studio_page, out_dir):
     shown = _wait_count_change(page, ticked)
     plan = lab_page.kernel_value("studio.plan.to_dict()")
     assert "down_proj" in plan["target_modules"] and plan["ranks"] == {"self_attn.q_proj": 16}
+    lab_page.kernel_value("studio.wait_estimate()")
+    assert _shown_memory(page) == lab_page.kernel_value(estimate) != first  # the panel followed the clicks
 
     page.click(f"{STUDIO} .jp-peft-apply")
     page.wait_for_selector(f"{STUDIO} .jp-peft-summary table", timeout=60_000)

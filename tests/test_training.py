@@ -64,7 +64,9 @@ def test_sft_loss_decreases_and_the_run_folder_keeps_everything(tok, tmp_path):
     assert "adapter saved to" in run.dashboard.status["message"]
     assert {p["id"] for p in run.dashboard.panels} >= {"loss", "learning_rate", "grad_norm", "tokens_per_second"}
     assert run.dashboard.panels[0]["keys"] == ["loss", "eval_loss"]
-    assert [r["role"] for r in run.dashboard.params["rows"]] == ["self_attn.q_proj", "self_attn.v_proj"]
+    params = run.dashboard.params  # the studio's chart: every group, frozen and trainable
+    assert [r["role"] for r in params["rows"] if r["trainable"]] == ["self_attn.q_proj", "self_attn.v_proj"]
+    assert [r["role"] for r in params["rows"]] == [g.role for g in jp.inspect(run.model).groups if g.params]
     assert "data:image/svg+xml;base64," in run.dashboard.static_bundle()["text/html"]
     # use it at once: with the adapter off it is the base model it started from
     from jupyter_peft.generation import generate

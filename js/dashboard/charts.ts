@@ -25,12 +25,6 @@ export interface Flag {
   value: string;
 }
 
-export interface ParamRow {
-  role: string;
-  trainable: number;
-  text: string;
-}
-
 const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
 const BASE_LAYOUT = {
   height: 220,
@@ -47,7 +41,6 @@ export class Charts {
   private series = new Map<string, Series>();
   private drawn = new Map<string, { div: HTMLElement; panel: Panel }>();
   private flags: Flag[] = [];
-  private paramsDiv: HTMLElement | null = null;
 
   constructor(
     private grid: HTMLElement,
@@ -102,28 +95,12 @@ export class Charts {
     if (this.drawn.has("loss")) this.redraw("loss", false);
   }
 
-  setParams(div: HTMLElement, title: string, rows: ParamRow[]): void {
-    this.paramsDiv = div;
-    const ordered = rows.slice().reverse(); // plotly draws the first bar at the bottom
-    const data = [{
-      type: "bar", orientation: "h", x: ordered.map((r) => r.trainable), y: ordered.map((r) => r.role),
-      text: ordered.map((r) => r.text), textposition: "auto", hoverinfo: "text", marker: { color: "#1f77b4" },
-    }];
-    const layout = {
-      ...BASE_LAYOUT, title: { text: title, font: { size: 12 } }, showlegend: false,
-      height: Math.max(120, 60 + 26 * rows.length), margin: { l: 150, r: 12, t: 28, b: 24 },
-      xaxis: { title: { text: "trainable parameters", font: { size: 10 } } },
-    };
-    this.plotly.react(div, data, layout, CONFIG);
-  }
-
   points(key: string): number {
     return this.series.get(key)?.x.length ?? 0;
   }
 
   purge(): void {
     for (const { div } of this.drawn.values()) this.plotly.purge(div);
-    if (this.paramsDiv) this.plotly.purge(this.paramsDiv);
     this.drawn.clear();
   }
 

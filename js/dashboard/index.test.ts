@@ -48,7 +48,8 @@ function setup(extra: Record<string, any> = {}) {
     status: { state: "running", title: "sft run", message: "", error: "" },
     progress: { percent: 40, text: "step 4/10" },
     panels: [{ id: "loss", title: "loss", keys: ["loss"], log_y: false }],
-    flags: [], params: {}, memory: { label: "process memory (RSS)", text: "600 MiB", estimate_text: "" },
+    flags: [], params: {},
+    memory: { label: "process memory (RSS)", text: "600 MiB", estimate_text: "", line: "process memory (RSS): 600 MiB" },
     max_points: 50, ...extra,
   });
   const root = document.createElement("div");
@@ -117,11 +118,23 @@ describe("dashboard view", () => {
     expect(root.querySelector(".jp-peft-state")!.getAttribute("data-state")).toBe("stopped");
   });
 
-  it("draws the trainable-parameter bars from the params trait", () => {
-    const rows = [{ role: "self_attn.q_proj", trainable: 2048, text: "2,048" }, { role: "v", trainable: 10, text: "10" }];
-    const { root, plot } = setup({ params: { title: "trainable: 2,058", rows } });
-    const bars = plot.traces.get(root.querySelector<HTMLElement>(".jp-peft-params")!)![0];
-    expect(bars.x).toEqual([10, 2048]);
+  it("draws the trainable-parameter chart from the params trait, as the studio does", () => {
+    const rows = [
+      { role: "self_attn.q_proj", frozen: 8192, trainable: 2048, frozen_text: "8,192", trainable_text: "2,048" },
+      { role: "mlp.up_proj", frozen: 16384, trainable: 0, frozen_text: "16,384", trainable_text: "0" },
+    ];
+    const { root, plot } = setup({ params: { title: "trainable: 2,048", rows } });
+    const [frozen, trainable] = plot.traces.get(root.querySelector<HTMLElement>(".jp-peft-params")!)!;
+    expect(frozen.x).toEqual(["self_attn.q_proj", "mlp.up_proj"]);
+    expect(frozen.y).toEqual([8192, 16384]);
+    expect(trainable.y).toEqual([2048, null]);
+  });
+
+  it("shows the estimate beside the measured memory, as Python words it", () => {
+    const line = "process memory (RSS): 600 MiB · estimate on a GPU 1.02 GiB peak tensors";
+    const { model, root } = setup();
+    model.set("memory", { label: "process memory (RSS)", text: "600 MiB", estimate_text: "estimate on a GPU 1.02 GiB", line });
+    expect(root.querySelector(".jp-peft-memory")!.textContent).toBe(line);
   });
 
   it("cleans up: listeners removed, charts purged, nodes gone", () => {

@@ -4,7 +4,8 @@
 //   from Python: {kind: "points", series}  new points only;  {kind: "reset", series}  all so far
 //   to Python:   {kind: "stop"} | {kind: "save"} | {kind: "sync"} (this view wants the history)
 import Plotly from "plotly.js-basic-dist-min";
-import { Charts, type Flag, type Panel, type ParamRow, type PlotLib } from "./charts";
+import { ParamChart, type ParamChartData } from "../common/param_chart";
+import { Charts, type Flag, type Panel, type PlotLib } from "./charts";
 import { merge, type SeriesMap } from "./series";
 
 /** At most this often the charts are redrawn: points arriving in between are drawn together,
@@ -73,7 +74,9 @@ export function mount(model: Model, root: HTMLElement, plotly: PlotLib): () => v
   const flagList = el("div", "jp-peft-flags", box);
   const memory = el("div", "jp-peft-memory jp-peft-muted", box);
   const grid = el("div", "jp-peft-grid", box);
-  const params = el("div", "jp-peft-params", box);
+  const params = new ParamChart(plotly);
+  params.el.classList.add("jp-peft-params");
+  box.appendChild(params.el);
   const charts = new Charts(grid, plotly, () => model.get("max_points") ?? 2000);
 
   const onStatus = () => {
@@ -98,13 +101,11 @@ export function mount(model: Model, root: HTMLElement, plotly: PlotLib): () => v
     charts.setFlags(flags);
   };
   const onMemory = () => {
-    const m = model.get("memory") ?? {};
-    const estimate = m.estimate_text ? ` · estimate ${m.estimate_text}` : "";
-    memory.textContent = m.text ? `${m.label}: ${m.text}${estimate}` : "";
+    memory.textContent = (model.get("memory") ?? {}).line ?? "";
   };
   const onParams = () => {
-    const p = model.get("params") ?? {};
-    if (p.rows?.length) charts.setParams(params, p.title ?? "", p.rows as ParamRow[]);
+    const p: ParamChartData = model.get("params") ?? {};
+    if (p.rows?.length) params.update(p);
   };
   let queued: SeriesMap | null = null;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -143,6 +144,7 @@ export function mount(model: Model, root: HTMLElement, plotly: PlotLib): () => v
     stop.removeEventListener("click", onStop);
     save.removeEventListener("click", onSave);
     charts.purge();
+    params.purge();
     box.remove();
   };
 }

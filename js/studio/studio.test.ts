@@ -39,6 +39,9 @@ function baseState(): State {
     numbers: { trainable: 2048, trainable_text: "2,048", percent_text: "1.9%", total_text: "108,864", added_text: "8.0 KiB",
       per_group: { "self_attn.q_proj": { targeted: 4, trainable: 2048, text: "2,048" } } },
     chart: {}, cell: "%%peft model\nmethod: lora\ntarget_modules: [q_proj]\n", memory: {}, summary: {}, status: "", timing: {},
+    memory_inputs: { batch_size: null, seq_len: null, gradient_checkpointing: null, gpu: "A100-80GB", custom_gib: 24, what_fits: false },
+    gpu_choices: [{ value: "L4-24GB", text: "L4-24GB · 22.49 GiB" }, { value: "A100-80GB", text: "A100-80GB · 80.00 GiB" },
+      { value: "custom", text: "custom size (GiB)" }],
   };
 }
 
@@ -192,7 +195,7 @@ describe("studio view", () => {
     const evil = '<img src=x onerror="window.__pwned=1">';
     const { model, root } = mount();
     await model.set({ groups: [group(evil)], picked: {}, targetable: {}, warnings: [`Ticked ${evil}`],
-      chart: { labels: [evil], frozen: [1], trainable: [0] } });
+      chart: { rows: [{ role: evil, frozen: 1, trainable: 0, frozen_text: "1", trainable_text: "0" }] } });
     expect(root.querySelector("img")).toBeNull();
     expect(row(root, evil).querySelector(".jp-peft-role span")!.textContent).toBe(evil);
     expect(root.querySelector(".jp-peft-warning")!.textContent).toContain(evil);
@@ -204,7 +207,7 @@ describe("options form", () => {
     const { root } = mount();
     const names = [...root.querySelectorAll(".jp-peft-field")].map((f) => f.getAttribute("data-option"));
     expect(names).toEqual(["r", "use_rslora", "bias", "exclude_modules"]);
-    expect(root.querySelector("details summary")!.textContent).toBe("more options (1)");
+    expect(root.querySelector(".jp-peft-form details summary")!.textContent).toBe("more options (1)");
     expect((root.querySelector('[data-option="r"] input') as HTMLInputElement).value).toBe("8");
   });
 
@@ -270,5 +273,105 @@ describe("cell and cleanup", () => {
     view = null;
     expect(model.listening()).toBe(0);
     expect(root.isConnected).toBe(false);
+  });
+});
+
+describe("memory panel", () => {
+  // what _memory_panel.panel() sends for a step that does not fit a 24 GiB card
+  const READY: State["memory"] = {
+    state: "ready", pending: false, total_bytes: 30064771072, total_text: "28.00 GiB",
+    peak_text: "tensors at the peak 26.50 GiB (during head)",
+    parts: [
+      { name: "weights", bytes: 16106127360, text: "15.00 GiB", color: "#4c72b0", help: "base model weights", share: 50 },
+      { name: "activations", bytes: 13958643712, text: "13.00 GiB", color: "#937860", help: "activations", share: 43.333 },
+    ],
+    setup: { batch_size: 8, seq_len: 1024, gradient_checkpointing: false },
+    setup_text: "lora · batch 8 × 1024 tokens · bfloat16 · no checkpointing · adamw_torch_fused",
+    gpu: { name: "L4-24GB", bytes: 24152899584, fits: false, verdict: "does not fit on L4-24GB: 5.51 GiB over",
+      line: 80.34, largest_batch: 3, largest_batch_text: "largest batch that fits: 3" },
+    what_fits: null,
+  };
+  const panel = (root: HTMLElement) => root.querySelector(".jp-peft-memory") as HTMLElement;
+  const input = (root: HTMLElement, label: string) => root.querySelector(`[aria-label="${label}"]`) as HTMLInputElement;
+
+  it("pending before the first estimate, then the numbers Python sent", async () => {
+    const { model, root } = mount({ ...baseState(), memory: { state: "pending", pending: true } });
+    expect(panel(root).querySelector(".jp-peft-mem-status")!.textContent).toBe("estimating…");
+    expect(panel(root).querySelector(".jp-peft-mem-total")!.textContent).toBe("—");
+    await model.set({ memory: READY });
+    expect(panel(root).querySelector(".jp-peft-mem-total")!.textContent).toBe("28.00 GiB");
+    expect((panel(root).querySelector(".jp-peft-mem-total") as HTMLElement).dataset.bytes).toBe("30064771072");
+    const parts = [...panel(root).querySelectorAll<HTMLElement>(".jp-peft-mem-bar .jp-peft-mem-part")];
+    expect(parts.map((p) => [p.dataset.part, p.style.width])).toEqual([["weights", "50%"], ["activations", "43.333%"]]);
+    expect((panel(root).querySelector(".jp-peft-mem-line") as HTMLElement).style.left).toBe("80.34%");
+    expect(panel(root).querySelector(".jp-peft-mem-verdict")!.textContent).toBe("does not fit on L4-24GB: 5.51 GiB over");
+    expect(panel(root).querySelector(".jp-peft-mem-verdict")!.classList.contains("jp-peft-error")).toBe(true);
+    expect(panel(root).textContent).toContain("largest batch that fits: 3");
+    expect(panel(root).textContent).toContain("13.00 GiB");
+    // inputs left unset show what the estimate used
+    expect(input(root, "batch size").value).toBe("8");
+    expect(input(root, "sequence length").value).toBe("1024");
+    expect(input(root, "gradient checkpointing").checked).toBe(false);
+  });
+
+  it("a new estimate on its way keeps the last numbers, marked pending", async () => {
+    const { model, root } = mount({ ...baseState(), memory: READY });
+    await model.set({ memory: { ...READY, pending: true } });
+    expect(panel(root).classList.contains("jp-peft-pending")).toBe(true);
+    expect(panel(root).querySelector(".jp-peft-mem-status")!.textContent).toBe("estimating…");
+    expect(panel(root).querySelector(".jp-peft-mem-total")!.textContent).toBe("28.00 GiB");
+  });
+
+  it("an error shows as text, and the rest of the studio still works", async () => {
+    const { model, root } = mount({ ...baseState(), memory: READY });
+    await model.set({ memory: { state: "error", pending: false, message: "no memory estimate: Module has no transformers config" } });
+    const status = panel(root).querySelector(".jp-peft-mem-status")!;
+    expect(status.textContent).toBe("no memory estimate: Module has no transformers config");
+    expect(status.classList.contains("jp-peft-error")).toBe(true);
+    expect(panel(root).querySelectorAll(".jp-peft-mem-part")).toHaveLength(0);
+    box(root, "mlp.down_proj").click();
+    expect(last(model)).toMatchObject({ kind: "pick", role: "mlp.down_proj" });
+  });
+
+  it("inputs send memory commands for Python to check; its message shows in the panel", async () => {
+    const { model, root } = mount({ ...baseState(), memory: READY });
+    const batch = input(root, "batch size");
+    batch.value = "4";
+    batch.dispatchEvent(new Event("change"));
+    expect(last(model)).toEqual(expect.objectContaining({ kind: "memory", batch_size: "4" }));
+    input(root, "gradient checkpointing").click();
+    expect(last(model)).toMatchObject({ kind: "memory", gradient_checkpointing: true });
+    const gpu = root.querySelector(".jp-peft-mem-gpu") as HTMLSelectElement;
+    expect([...gpu.options].map((o) => o.value)).toEqual(["L4-24GB", "A100-80GB", "custom"]);
+    expect(gpu.value).toBe("A100-80GB");
+    gpu.value = "custom";
+    gpu.dispatchEvent(new Event("change"));
+    expect(last(model)).toMatchObject({ kind: "memory", gpu: "custom" });
+    expect(input(root, "GPU size in GiB").closest("label")!.hidden).toBe(true);
+    await model.set({ memory_inputs: { ...model.state.memory_inputs, gpu: "custom" },
+      field_errors: { "memory.seq_len": "'x' is not valid: expected a positive integer" } });
+    expect(input(root, "GPU size in GiB").closest("label")!.hidden).toBe(false);
+    expect(panel(root).querySelector(".jp-peft-mem-errors")!.textContent).toContain("expected a positive integer");
+  });
+
+  it("what fits opens on request and shows Python's comparison and advice", async () => {
+    const { model, root } = mount({ ...baseState(), memory: READY });
+    const details = panel(root).querySelector("details") as HTMLDetailsElement;
+    details.open = true;
+    details.dispatchEvent(new Event("toggle"));
+    expect(last(model)).toMatchObject({ kind: "memory", what_fits: true });
+    const sent = model.sent.length;
+    await model.set({
+      memory_inputs: { ...model.state.memory_inputs, what_fits: true },
+      memory: { ...READY, what_fits: {
+        rows: [{ label: "full fine-tuning", checkpointing: "off", total_text: "80.10 GiB", fits: false, largest_batch_text: "–" },
+          { label: "lora r=8", checkpointing: "on", total_text: "17.20 GiB", fits: true, largest_batch_text: "12" }],
+        advice: [{ change: "turn on gradient checkpointing", total_text: "17.20 GiB", fits: true }] } },
+    });
+    details.dispatchEvent(new Event("toggle")); // the page opening it echoes nothing back
+    expect(model.sent.length).toBe(sent);
+    const cells = [...panel(root).querySelectorAll(".jp-peft-mem-compare tbody tr")].map((tr) => tr.textContent);
+    expect(cells).toEqual(["full fine-tuningoff80.10 GiBno–", "lora r=8on17.20 GiBfits12"]);
+    expect(panel(root).querySelector(".jp-peft-mem-advice")!.textContent).toBe("turn on gradient checkpointing: 17.20 GiB fits");
   });
 });

@@ -18,7 +18,7 @@ export const STYLE = `
 .jp-peft-main { display: flex; gap: 12px; align-items: flex-start; flex-wrap: wrap; }
 .jp-peft-left { flex: 1 1 600px; min-width: 0; max-height: 420px; overflow: auto; }
 .jp-peft-kind { color: var(--jp-ui-font-color2, #666); }
-.jp-peft-right { flex: 0 0 220px; display: flex; flex-direction: column; gap: 8px; }
+.jp-peft-right { flex: 0 0 300px; display: flex; flex-direction: column; gap: 8px; }
 .jp-peft-tree { border-collapse: collapse; width: 100%; }
 .jp-peft-tree th { text-align: left; font-weight: 600; position: sticky; top: 0; background: var(--jp-layout-color1, #fff);
   border-bottom: 1px solid var(--jp-border-color2, #ddd); padding: 2px 6px; }
@@ -39,7 +39,21 @@ export const STYLE = `
 .jp-peft-label { text-transform: uppercase; font-size: 10px; letter-spacing: .04em; color: var(--jp-ui-font-color2, #666); }
 .jp-peft-big { font-size: 22px; font-weight: 600; font-variant-numeric: tabular-nums; }
 .jp-peft-big-2 { font-size: 16px; font-weight: 600; }
-.jp-peft-chart { min-height: 240px; }
+.jp-peft-param-chart { min-height: 260px; }
+.jp-peft-pending .jp-peft-mem-total, .jp-peft-pending .jp-peft-mem-bar, .jp-peft-pending .jp-peft-mem-legend { opacity: .5; }
+.jp-peft-mem-bar { position: relative; display: flex; height: 14px; margin: 4px 0; background: var(--jp-layout-color2, #eee);
+  border-radius: 2px; }
+.jp-peft-mem-part { display: block; height: 100%; }
+.jp-peft-mem-line { position: absolute; top: -3px; bottom: -3px; width: 0; border-left: 2px dashed var(--jp-ui-font-color1, #222); }
+.jp-peft-mem-legend { display: grid; grid-template-columns: 1fr; font-size: 11px; }
+.jp-peft-mem-row { display: flex; gap: 4px; align-items: center; }
+.jp-peft-mem-row .jp-peft-num { margin-left: auto; }
+.jp-peft-swatch { display: inline-block; width: 9px; height: 9px; border-radius: 1px; }
+.jp-peft-mem-inputs { display: flex; flex-wrap: wrap; gap: 4px 10px; margin: 6px 0 2px; }
+.jp-peft-mem-inputs .jp-peft-small { width: 54px; }
+.jp-peft-mem-gpu { max-width: 190px; }
+.jp-peft-mem-setup, .jp-peft-mem-compare, .jp-peft-mem-advice { font-size: 11px; }
+.jp-peft-mem-advice { margin: 2px 0; padding-left: 16px; }
 .jp-peft-warning { color: var(--jp-warn-color1, #b26a00); }
 .jp-peft-error { color: var(--jp-error-color1, #c62828); }
 .jp-peft-bad { border-color: var(--jp-error-color1, #c62828) !important; }

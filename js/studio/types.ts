@@ -1,6 +1,8 @@
 // The studio's state as Python sends it (jupyter_peft/widgets/studio.py, _studio_state.py).
 // Every number here is computed in Python; the page only lays it out.
 
+import type { ParamChartData } from "../common/param_chart";
+
 export interface Group {
   role: string;
   kind: string;
@@ -70,6 +72,47 @@ export interface Summary {
   bound_to?: string | null;
 }
 
+/** One part of the memory bar: `share` is its width in percent of the bar (Python's). */
+export interface MemoryPart {
+  name: string;
+  bytes: number;
+  text: string;
+  color: string;
+  help: string;
+  share: number;
+}
+
+/** The memory panel (jupyter_peft/widgets/_memory_panel.py). */
+export interface MemoryPanelState {
+  state?: "ready" | "pending" | "error" | "off";
+  pending?: boolean;
+  message?: string;
+  total_bytes?: number;
+  total_text?: string;
+  peak_text?: string;
+  parts?: MemoryPart[];
+  setup?: { batch_size: number; seq_len: number; gradient_checkpointing: boolean };
+  setup_text?: string;
+  gpu?: {
+    name: string; bytes: number; fits: boolean; verdict: string; line: number;
+    largest_batch: number | null; largest_batch_text: string;
+  } | null;
+  what_fits?: {
+    rows?: { label: string; checkpointing: string; total_text: string; fits: boolean; largest_batch_text: string }[];
+    advice?: { change: string; total_text: string; fits: boolean }[];
+    error?: string;
+  } | null;
+}
+
+export interface MemoryInputs {
+  batch_size: number | null;
+  seq_len: number | null;
+  gradient_checkpointing: boolean | null;
+  gpu: string;
+  custom_gib: number;
+  what_fits: boolean;
+}
+
 export interface State {
   model_info: { name: string; cls: string; task_type: string | null; total_text: string; total_short: string; modules: number };
   groups: Group[];
@@ -86,9 +129,11 @@ export interface State {
   issues: Issue[];
   warnings: string[];
   numbers: Numbers;
-  chart: { labels?: string[]; frozen?: number[]; trainable?: number[] };
+  chart: ParamChartData;
   cell: string;
-  memory: { total_text?: string; breakdown?: [string, string][] };
+  memory: MemoryPanelState;
+  memory_inputs: MemoryInputs;
+  gpu_choices: { value: string; text: string }[];
   summary: Summary;
   status: string;
   timing: { kind?: string; ms?: number; seq?: number };

@@ -5,13 +5,14 @@
 import { copyText, extensionPresent, insertCell } from "./cell";
 import { h, fill, Listeners } from "./dom";
 import { OptionsForm } from "./form";
+import { MemoryPanel } from "./memory";
 import { TreeView } from "./tree";
 import type { Command, MethodChoice, State, WidgetModel } from "./types";
 
 const TRAITS: (keyof State)[] = [
   "model_info", "groups", "method_choices", "method", "option_fields", "options", "defaults", "picked",
   "ranks", "alphas", "targetable", "field_errors", "issues", "warnings", "numbers", "chart", "cell",
-  "memory", "summary", "status", "timing",
+  "memory", "memory_inputs", "gpu_choices", "summary", "status", "timing",
 ];
 export interface ChartLike {
   el: HTMLElement;
@@ -32,6 +33,7 @@ export class StudioView {
   private listeners = new Listeners();
   private tree: TreeView;
   private form: OptionsForm;
+  private memory: MemoryPanel;
   private seq = 0;
   private sentAt = new Map<number, number>();
   private pending = false;
@@ -45,6 +47,7 @@ export class StudioView {
     const send = (c: Command) => this.send(c);
     this.tree = new TreeView(send);
     this.form = new OptionsForm(send);
+    this.memory = new MemoryPanel(send);
     this.root = h("div", { class: "jp-peft-studio" });
     this.layout();
     this.listeners.on(this.root, "keydown", (e: KeyboardEvent) => this.keydown(e));
@@ -82,6 +85,7 @@ export class StudioView {
     if (this.chartFrame !== null) cancelAnimationFrame(this.chartFrame);
     this.tree.destroy();
     this.form.destroy();
+    this.memory.destroy();
     this.chart?.purge();
     this.root.remove();
   }
@@ -104,7 +108,6 @@ export class StudioView {
     this.listeners.on(p.method, "change", () => this.send({ kind: "method", name: (p.method as HTMLSelectElement).value }));
     p.treeNote = h("div", { class: "jp-peft-note-line" });
     p.numbers = h("div", { class: "jp-peft-numbers" });
-    p.memory = h("div", { class: "jp-peft-memory" });
     p.warnings = h("div", { class: "jp-peft-warnings" });
     p.issues = h("div", { class: "jp-peft-issues" });
     p.formTitle = h("div", { class: "jp-peft-title" });
@@ -122,7 +125,7 @@ export class StudioView {
       this.send({ kind: "apply" });
     });
     const left = h("div", { class: "jp-peft-left" }, p.treeNote, this.tree.el);
-    const right = h("div", { class: "jp-peft-right" }, p.numbers, p.memory);
+    const right = h("div", { class: "jp-peft-right" }, p.numbers, this.memory.el);
     fill(
       this.root,
       p.header,
@@ -173,6 +176,7 @@ export class StudioView {
     this.form.update(state);
     this.parts.formTitle.textContent = `${state.method} options (from peft's ${state.method} config)`;
     this.renderNumbers(state);
+    this.memory.update(state);
     this.renderMessages(state);
     this.renderCell(state);
     this.renderSummary(state);
@@ -215,15 +219,6 @@ export class StudioView {
       h("div", { class: "jp-peft-muted", text: known ? `${n.percent_text} of ${n.total_text}` : "no valid plan yet" }),
       known ? h("div", { class: "jp-peft-muted", text: `adapter weights +${n.added_text}` }) : null,
       n.other_text ? h("div", { class: "jp-peft-muted", text: `of which outside adapted layers: ${n.other_text}` }) : null,
-    );
-    const m = state.memory;
-    fill(
-      this.parts.memory,
-      h("div", { class: "jp-peft-label", text: "memory estimate" }),
-      m.total_text
-        ? h("div", { class: "jp-peft-big-2", text: m.total_text })
-        : h("div", { class: "jp-peft-muted", text: "not available in this version" }),
-      ...(m.breakdown ?? []).map(([k, v]) => h("div", { class: "jp-peft-muted", text: `${k}: ${v}` })),
     );
   }
 

@@ -10,6 +10,7 @@ the plan applied by peft (`get_peft_model(..., low_cpu_mem_usage=True)` on meta,
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any
 
 import torch
@@ -18,6 +19,8 @@ import torch.nn as nn
 from .._errors import PlanError
 from .setup import Setup
 from .states import packed_bytes
+
+_BUILDING = threading.Lock()
 
 
 def meta_model(setup: Setup, num_layers: int | None = None) -> Any:
@@ -120,7 +123,9 @@ def _base(model_class: str | None, config: Any, dtype: str, device: str = "meta"
     # models without SDPA support run eager attention, as transformers would run them
     fused = attention == "fused" and getattr(cls, "_supports_sdpa", True)
     config._attn_implementation = "sdpa" if fused else "eager"
-    with torch.device(device):
+    # _from_config sets torch's process-wide default dtype while it builds and restores it after:
+    # two estimates building at once (the studio's thread, a run's) could restore each other's
+    with _BUILDING, torch.device(device):
         model = cls._from_config(config, dtype=getattr(torch, dtype))
     return model.train()
 

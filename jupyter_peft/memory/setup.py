@@ -10,6 +10,7 @@ Every bad value is a PlanError naming the option and the valid choices.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import os
@@ -227,11 +228,28 @@ def _double_quant(plan: Any, facts: dict[str, Any]) -> bool:
 # ---- what the user handed us -------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ModelFacts:
+    """A model read once (`read_model`): a copy of its config and its facts. `estimate` takes
+    it in place of the model and gives the same answer without touching the model, so the
+    studio reads the model on the kernel's thread and estimates in a background one."""
+
+    config: Any
+    facts: tuple[tuple[str, Any], ...]
+
+
+def read_model(model: Any) -> ModelFacts:
+    config, facts = _model_facts(model)
+    return ModelFacts(copy.deepcopy(config), tuple(sorted(facts.items())))
+
+
 def source_facts(source: Any) -> tuple[Any, dict[str, Any]]:
     """(config, facts) for a model, a config or a local folder; facts: model_class, dtype,
     quantization, double_quant where the source tells them."""
     import torch.nn as nn
 
+    if isinstance(source, ModelFacts):
+        return source.config, dict(source.facts)
     if isinstance(source, nn.Module):
         return _model_facts(source)
     if isinstance(source, (str, os.PathLike)):

@@ -171,21 +171,6 @@ def numbers(count: Count) -> dict[str, Any]:
     }
 
 
-def chart(model_map: ModelMap, count: Count | None) -> dict[str, Any]:
-    """Frozen and trainable parameters per group, for a bar chart (log scale in the page)."""
-    groups = [g for g in model_map.groups if g.params]
-    trainable = [
-        count.per_group[g.role].trainable if count and g.role in count.per_group else 0 for g in groups
-    ]
-    labels = [g.role for g in groups]
-    frozen = [g.params for g in groups]
-    if count is not None and count.other.trainable:
-        labels.append("other (virtual tokens, saved modules)")
-        frozen.append(0)
-        trainable.append(count.other.trainable)
-    return {"labels": labels, "frozen": frozen, "trainable": trainable}
-
-
 def warnings(draft: Draft, adapted: list[str] | None) -> list[str]:
     """What the user should know about the ticks: modules outside the language model, names
     that would reach further than the ticks, and where peft adapts other modules than ticked."""

@@ -40,9 +40,11 @@ class Dashboard(anywidget.AnyWidget):
     flags: t.List[dict[str, Any]] = t.List().tag(sync=True)
     """Non-finite losses and grad norms, `[{step, key, value}]`: marked on the loss chart."""
     params = t.Dict().tag(sync=True)
-    """The trainable-parameter chart, `{title, rows: [{role, trainable, text, ...}]}`."""
+    """The trainable-parameter chart (`param_chart.from_summary`): frozen and trainable
+    parameters per group, drawn like the studio's."""
     memory = t.Dict().tag(sync=True)
-    """Measured memory `{label, bytes, text, estimate_text}` (CUDA peak, or process RSS on CPU)."""
+    """Measured memory `{label, bytes, text}` (CUDA peak, or process RSS on CPU) and the estimate
+    for the run's settings `{estimate_bytes, estimate_text}` (run_memory.py); `line` says both."""
     max_points = t.Int(2000).tag(sync=True)
     """Points per trace the browser keeps; beyond it the older half is thinned to every other point."""
     interval = t.Float(0.25)
@@ -166,11 +168,11 @@ class Dashboard(anywidget.AnyWidget):
 def _param_data(model: Any) -> dict[str, Any]:
     """The trainable-parameter chart of a PeftModel ({} for a model without adapters)."""
     from ..adapt import find_peft_model
-    from ..metrics import param_chart
     from ..modelmap import inspect
+    from ..param_chart import from_summary
     from ..summary import summarize
 
     peft_model = find_peft_model(model)
     if peft_model is None:
         return {}
-    return param_chart(summarize(peft_model), inspect(peft_model))
+    return from_summary(summarize(peft_model), inspect(peft_model))

@@ -2,9 +2,14 @@
 
 Python owns the state and every number: the browser renders the traits below and sends
 commands as custom messages routed on a `kind` field (pick, preset, method, option, rank,
-alpha, apply). Each command edits a `Draft` (draft.py), then the derived traits (plan text,
+alpha, apply, memory). Each command edits a `Draft` (draft.py), then the derived traits (plan text,
 counts, chart, warnings) are rebuilt in one synced update. Counts come from `counting.py`
 and equal peft's own count after `jp.apply`, exactly.
+
+The memory panel follows every click without slowing it: the click asks for `jp.estimate`
+and returns; a background thread (`_latest.Latest`: debounced, the newest request wins, stale
+results dropped) estimates from a copy of the model's config read once on the kernel's
+thread (never from the model's weights), and sets the `memory` trait when done.
 
 The "write cell" button is the browser's: it hands the `cell` text to the jupyter-peft
 JupyterLab extension (labextension/), which inserts it below the widget's cell; without the
@@ -13,6 +18,9 @@ extension (VS Code, Colab) the page shows the text with a Copy button.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +28,9 @@ import anywidget
 import traitlets as t
 
 from .._errors import PlanError
+from . import _memory_panel as memory_panel
 from . import _studio_state as state
+from ._latest import Latest
 
 _STATIC = Path(__file__).parent.parent / "static"
 
@@ -61,11 +71,17 @@ class Studio(anywidget.AnyWidget):
     numbers = t.Dict().tag(sync=True)
     """Trainable / total / percent / added bytes and per-group counts; {} when unknown."""
     chart = t.Dict().tag(sync=True)
-    """Frozen and trainable parameters per group, for the chart."""
+    """Frozen and trainable parameters per group, for the chart (`param_chart.from_count`)."""
     cell = t.Unicode("").tag(sync=True)
     """The equivalent `%%peft` cell ("" while the settings make no valid plan)."""
     memory = t.Dict().tag(sync=True)
-    """The memory panel's slot, for jp.estimate (memory.py) when it lands; {} until then."""
+    """The memory panel (`_memory_panel.panel`): `state` ready | pending | error | off, and
+    `pending` while a newer estimate is computed (the last numbers stay shown)."""
+    memory_inputs = t.Dict().tag(sync=True)
+    """The memory panel's inputs: batch_size, seq_len, gradient_checkpointing (None: the
+    plan's train block, else memory's defaults), gpu, custom_gib, what_fits."""
+    gpu_choices: t.List[Any] = t.List().tag(sync=True)
+    """The GPU picker's entries, {value, text}."""
     summary = t.Dict().tag(sync=True)
     """peft's summary after Apply (summary.py), as JSON."""
     status = t.Unicode("").tag(sync=True)
@@ -88,6 +104,8 @@ class Studio(anywidget.AnyWidget):
         from ..modelmap import inspect
 
         super().__init__(**kwargs)
+        self._sync = threading.RLock()  # trait updates come from the kernel's thread and the estimator's
+        self._estimator = Latest()
         self.model = model
         self.peft_model: Any = None
         """The PeftModel the last Apply made."""
@@ -95,7 +113,10 @@ class Studio(anywidget.AnyWidget):
         self._map = inspect(model)
         self._counter = Counter(self._map)
         self._draft = Draft(self._map)
-        with self.hold_sync():
+        self._facts, self._facts_error = _read_model(model)
+        with self._batch():
+            self.memory_inputs = memory_panel.default_inputs()
+            self.gpu_choices = memory_panel.gpu_choices()
             self.model_info = state.model_info(self._map, name or _name_of(model, user_ns) or "model")
             self.groups = [state.group_record(g) for g in self._map.groups]
             self.method_choices = state.method_records()
@@ -121,7 +142,7 @@ class Studio(anywidget.AnyWidget):
         from ..draft import Draft
 
         self._draft = Draft.from_plan(self._map, as_plan(plan))
-        with self.hold_sync():
+        with self._batch():
             self._on_method()
             self._refresh()
 
@@ -135,7 +156,7 @@ class Studio(anywidget.AnyWidget):
         if handler is None:
             return
         start = time.perf_counter()
-        with self.hold_sync():
+        with self._batch():
             handler(content)
             self.timing = {
                 "kind": kind,
@@ -168,6 +189,12 @@ class Studio(anywidget.AnyWidget):
 
     def _cmd_apply(self, _msg: dict[str, Any]) -> None:
         self.apply()
+
+    def _cmd_memory(self, msg: dict[str, Any]) -> None:
+        changed = [k for k in msg if k not in ("kind", "seq")]
+        field = f"memory.{changed[0]}" if len(changed) == 1 else "memory"
+        if self._edit(field, self._set_memory_inputs, msg, refresh=False):
+            self._estimate(self._draft_plan())
 
     def _edit(self, field: str, action: Any, *args: Any, refresh: bool = True) -> bool:
         """Run one edit of the draft; a PlanError becomes an inline message on `field` (the
@@ -206,7 +233,7 @@ class Studio(anywidget.AnyWidget):
         self._map = inspect(peft_model)
         self._counter.rebind(self._map)
         self._draft.model_map = self._map
-        with self.hold_sync():
+        with self._batch():
             self.groups = [state.group_record(g) for g in self._map.groups]
             self.summary = {**state.summary_record(summarize(peft_model)), "bound_to": self._bound_name()}
             self.status = "applied"
@@ -229,11 +256,12 @@ class Studio(anywidget.AnyWidget):
     def _refresh(self) -> None:
         """Rebuild everything that follows from the draft: ticks, plan text, counts, chart."""
         from ..adapt import check
+        from ..param_chart import from_count
 
         draft = self._draft
         self.picked = {role: sorted(members) for role, members in draft.picked.items()}
         self.ranks, self.alphas = dict(draft.ranks), dict(draft.alphas)
-        count, adapted = None, None
+        plan, count, adapted = None, None, None
         try:
             plan = draft.plan()
             checked = check(plan, self.model, model_map=self._map)
@@ -250,8 +278,80 @@ class Studio(anywidget.AnyWidget):
             self.issues, self.cell = [], _cell_text(self.model_info.get("name", "model"), plan, self._bind_as)
         empty = not draft.paths() and not draft.parameter_keys() and draft.spec.targets_modules
         self.numbers = state.numbers(count) if count else (state.numbers(_zero(self._counter)) if empty else {})
-        self.chart = state.chart(self._map, count)
+        self.chart = from_count(self._map, count)
         self.warnings = state.warnings(draft, adapted)
+        self._estimate(plan if count is not None else None)
+
+    # ---- the memory panel ----------------------------------------------------------------------
+
+    def _set_memory_inputs(self, msg: dict[str, Any]) -> None:
+        self.memory_inputs = memory_panel.updated_inputs(self.memory_inputs, msg)
+
+    def _draft_plan(self) -> Any:
+        """The draft's plan when it makes a valid one (the cell is written only then)."""
+        return self._draft.plan() if self.cell else None
+
+    def _estimate(self, plan: Any) -> None:
+        """Ask for the estimate of `plan` with the panel's inputs, off the click path."""
+        from ..memory import estimate
+
+        if self._facts is None:
+            self._estimator.cancel()
+            self.memory = memory_panel.message("error", f"no memory estimate: {self._facts_error}")
+            return
+        if plan is None:
+            self._estimator.cancel()  # an estimate still running is for an older plan
+            self.memory = memory_panel.message("off", "no valid plan to estimate")
+            return
+        facts, inputs = self._facts, dict(self.memory_inputs)
+
+        def job(seq: int) -> None:  # on the estimator's thread: the config copy, never the model
+            try:
+                est = estimate(facts, plan, **memory_panel.estimate_options(inputs))
+                shown = memory_panel.panel(est)
+            except PlanError as err:
+                return self._publish(seq, memory_panel.message("error", err.message))
+            except Exception as err:  # a library refusing this model or plan: say so, keep the studio
+                return self._publish(seq, memory_panel.message("error", f"{type(err).__name__}: {err}"))
+            self._publish(seq, shown)
+            if inputs["what_fits"] and self._estimator.is_current(seq):
+                try:
+                    self._publish(seq, {**shown, "what_fits": memory_panel.what_fits(est)})
+                except Exception as err:  # noqa: BLE001 - the estimate above stays shown
+                    self._publish(seq, {**shown, "what_fits": {"error": f"{type(err).__name__}: {err}"}})
+
+        self.memory = memory_panel.pending(self.memory)
+        self._estimator.request(job)
+
+    def _publish(self, seq: int, panel: dict[str, Any]) -> None:
+        with self._sync:
+            if self._estimator.is_current(seq):
+                self.memory = panel
+
+    def wait_estimate(self, timeout: float | None = 60) -> bool:
+        """Block until the memory panel shows the estimate for the current settings."""
+        return self._estimator.wait(timeout)
+
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Trait changes sent as one update, never interleaved with the estimator's."""
+        with self._sync, self.hold_sync():
+            yield
+
+    def close(self) -> None:
+        self._estimator.close()
+        super().close()
+
+
+def _read_model(model: Any) -> tuple[Any, str | None]:
+    """What the estimate needs of `model`, read now on the kernel's thread: (facts, None), or
+    (None, why) for a model memory cannot estimate (no transformers config)."""
+    from ..memory.setup import read_model
+
+    try:
+        return read_model(model), None
+    except PlanError:  # its only refusal: no config to build the model from
+        return None, f"{type(model).__name__} is not a transformers model (the estimate reads its config)"
 
 
 def _applied_plan(model: Any) -> Any:

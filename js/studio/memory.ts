@@ -1,8 +1,9 @@
 // The memory panel: the estimate of one training step for the studio's plan, as Python sends
-// it (jupyter_peft/widgets/_memory_panel.py): total, a stacked bar of the breakdown with the
-// GPU's capacity marked, whether it fits and the largest batch, the inputs (batch, sequence,
-// checkpointing, GPU) and, under "what fits", full fine-tuning / LoRA / QLoRA side by side
-// with what to change. Every number and label is Python's; bar widths are its `share`s.
+// it (jupyter_peft/widgets/_memory_panel.py): total, a stacked bar of the breakdown (with a
+// line where a card too small for the step ends), whether it fits and the largest batch, the
+// inputs (batch, sequence, checkpointing, GPU) and, under "what fits", full fine-tuning /
+// LoRA / QLoRA side by side with what to change. Every number and label is Python's; bar
+// widths are its `share`s.
 
 import { h, fill, Listeners } from "./dom";
 import type { Command, MemoryInputs, MemoryPanelState, State } from "./types";
@@ -119,7 +120,7 @@ export class MemoryPanel {
         seg.style.background = part.color;
         return seg;
       }),
-      ready && m.gpu ? this.gpuLine(m.gpu.line, m.gpu.name) : null,
+      ready && m.gpu && m.gpu.line !== null ? this.gpuLine(m.gpu.line, m.gpu.name) : null,
     );
     p.bar.hidden = !ready;
     fill(p.legend, ...parts.map((part) => h("div", { class: "jp-peft-mem-row", "data-part": part.name },

@@ -282,8 +282,8 @@ describe("memory panel", () => {
     state: "ready", pending: false, total_bytes: 30064771072, total_text: "28.00 GiB",
     peak_text: "tensors at the peak 26.50 GiB (during head)",
     parts: [
-      { name: "weights", bytes: 16106127360, text: "15.00 GiB", color: "#4c72b0", help: "base model weights", share: 50 },
-      { name: "activations", bytes: 13958643712, text: "13.00 GiB", color: "#937860", help: "activations", share: 43.333 },
+      { name: "weights", bytes: 16106127360, text: "15.00 GiB", color: "#4c72b0", help: "base model weights", share: 53.571 },
+      { name: "activations", bytes: 13958643712, text: "13.00 GiB", color: "#937860", help: "activations", share: 46.429 },
     ],
     setup: { batch_size: 8, seq_len: 1024, gradient_checkpointing: false },
     setup_text: "lora · batch 8 × 1024 tokens · bfloat16 · no checkpointing · adamw_torch_fused",
@@ -302,7 +302,7 @@ describe("memory panel", () => {
     expect(panel(root).querySelector(".jp-peft-mem-total")!.textContent).toBe("28.00 GiB");
     expect((panel(root).querySelector(".jp-peft-mem-total") as HTMLElement).dataset.bytes).toBe("30064771072");
     const parts = [...panel(root).querySelectorAll<HTMLElement>(".jp-peft-mem-bar .jp-peft-mem-part")];
-    expect(parts.map((p) => [p.dataset.part, p.style.width])).toEqual([["weights", "50%"], ["activations", "43.333%"]]);
+    expect(parts.map((p) => [p.dataset.part, p.style.width])).toEqual([["weights", "53.571%"], ["activations", "46.429%"]]);
     expect((panel(root).querySelector(".jp-peft-mem-line") as HTMLElement).style.left).toBe("80.34%");
     expect(panel(root).querySelector(".jp-peft-mem-verdict")!.textContent).toBe("does not fit on L4-24GB: 5.51 GiB over");
     expect(panel(root).querySelector(".jp-peft-mem-verdict")!.classList.contains("jp-peft-error")).toBe(true);
@@ -312,6 +312,13 @@ describe("memory panel", () => {
     expect(input(root, "batch size").value).toBe("8");
     expect(input(root, "sequence length").value).toBe("1024");
     expect(input(root, "gradient checkpointing").checked).toBe(false);
+  });
+
+  it("no capacity line when the card holds the whole step", async () => {
+    const { model, root } = mount({ ...baseState(), memory: READY });
+    await model.set({ memory: { ...READY, gpu: { ...READY.gpu!, fits: true, line: null, verdict: "fits on A100-80GB: 35% used" } } });
+    expect(panel(root).querySelector(".jp-peft-mem-line")).toBeNull();
+    expect(panel(root).querySelector(".jp-peft-mem-verdict")!.classList.contains("jp-peft-ok")).toBe(true);
   });
 
   it("a new estimate on its way keeps the last numbers, marked pending", async () => {

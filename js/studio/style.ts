@@ -18,7 +18,7 @@ export const STYLE = `
 .jp-peft-main { display: flex; gap: 12px; align-items: flex-start; flex-wrap: wrap; }
 .jp-peft-left { flex: 1 1 600px; min-width: 0; max-height: 420px; overflow: auto; }
 .jp-peft-kind { color: var(--jp-ui-font-color2, #666); }
-.jp-peft-right { flex: 0 0 300px; display: flex; flex-direction: column; gap: 8px; }
+.jp-peft-right { flex: 0 0 220px; display: flex; flex-direction: column; gap: 8px; }
 .jp-peft-tree { border-collapse: collapse; width: 100%; }
 .jp-peft-tree th { text-align: left; font-weight: 600; position: sticky; top: 0; background: var(--jp-layout-color1, #fff);
   border-bottom: 1px solid var(--jp-border-color2, #ddd); padding: 2px 6px; }
@@ -39,7 +39,8 @@ export const STYLE = `
 .jp-peft-label { text-transform: uppercase; font-size: 10px; letter-spacing: .04em; color: var(--jp-ui-font-color2, #666); }
 .jp-peft-big { font-size: 22px; font-weight: 600; font-variant-numeric: tabular-nums; }
 .jp-peft-big-2 { font-size: 16px; font-weight: 600; }
-.jp-peft-param-chart { min-height: 260px; }
+.jp-peft-param-chart { flex: 1 1 480px; min-width: 0; min-height: 260px; }
+.jp-peft-memory { flex: 0 0 300px; }
 .jp-peft-pending .jp-peft-mem-total, .jp-peft-pending .jp-peft-mem-bar, .jp-peft-pending .jp-peft-mem-legend { opacity: .5; }
 .jp-peft-mem-bar { position: relative; display: flex; height: 14px; margin: 4px 0; background: var(--jp-layout-color2, #eee);
   border-radius: 2px; }

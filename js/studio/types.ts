@@ -94,7 +94,7 @@ export interface MemoryPanelState {
   setup?: { batch_size: number; seq_len: number; gradient_checkpointing: boolean };
   setup_text?: string;
   gpu?: {
-    name: string; bytes: number; fits: boolean; verdict: string; line: number;
+    name: string; bytes: number; fits: boolean; verdict: string; line: number | null;
     largest_batch: number | null; largest_batch_text: string;
   } | null;
   what_fits?: {

@@ -125,13 +125,13 @@ export class StudioView {
       this.send({ kind: "apply" });
     });
     const left = h("div", { class: "jp-peft-left" }, p.treeNote, this.tree.el);
-    const right = h("div", { class: "jp-peft-right" }, p.numbers, this.memory.el);
+    const right = h("div", { class: "jp-peft-right" }, p.numbers);
     fill(
       this.root,
       p.header,
       h("div", { class: "jp-peft-bar" }, h("label", {}, "method ", p.method), p.presets, filter),
       h("div", { class: "jp-peft-main" }, left, right),
-      this.chart ? this.chart.el : null,
+      h("div", { class: "jp-peft-main" }, this.chart ? this.chart.el : null, this.memory.el),
       p.warnings,
       p.issues,
       h("div", { class: "jp-peft-section" }, p.formTitle, this.form.el),

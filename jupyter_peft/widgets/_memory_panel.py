@@ -16,6 +16,7 @@ from typing import Any
 
 from .._errors import PlanError
 from ..memory.fit import GPUS, GiB, Gpu, MiB
+from ..memory.options import _MAX_BATCH as MAX_BATCH  # where memory's batch search stops
 from ..metrics import format_bytes as size_text
 
 DEFAULT_GPU = "A100-80GB"
@@ -127,7 +128,7 @@ def panel(est: Any) -> dict[str, Any]:
     """The panel for a MemoryEstimate made with a GPU (see the module docstring)."""
     data = est.to_json()
     card = data["gpu"]
-    scale = max(data["total_bytes"], card["bytes"] if card else 0, 1)
+    scale = max(data["total_bytes"], 1)  # the bar is the step; a card smaller than it is a line across
     parts = [{**p, "text": size_text(p["bytes"]), "share": round(100.0 * p["bytes"] / scale, 3)} for p in data["parts"]]
     setup = data["setup"]
     return {
@@ -146,21 +147,25 @@ def panel(est: Any) -> dict[str, Any]:
 
 def _gpu_record(est: Any, card: dict[str, Any], scale: int) -> dict[str, Any]:
     free = card["free_bytes"]
+    used = 100.0 * est.total_bytes / card["bytes"]
     verdict = (
-        f"fits on {card['name']}: {size_text(free)} free"
+        f"fits on {card['name']}: {used:.0f}% used, {size_text(free)} free"
         if card["fits"]
         else f"does not fit on {card['name']}: {size_text(-free)} over"
     )
     largest = est.largest_batch()
+    capped = largest == MAX_BATCH
     return {
         "name": card["name"],
         "bytes": card["bytes"],
         "fits": card["fits"],
         "verdict": verdict,
-        "line": round(100.0 * card["bytes"] / scale, 3),
+        "line": round(100.0 * card["bytes"] / scale, 3) if card["bytes"] < scale else None,
         "largest_batch": largest,
         "largest_batch_text": (
-            f"largest batch that fits: {largest}" if largest is not None else "not even batch 1 fits"
+            "not even batch 1 fits"
+            if largest is None
+            else f"largest batch that fits: {largest}{' or more' if capped else ''}"
         ),
     }
 

@@ -10,7 +10,9 @@ Prints, each with a baseline measured in the same run:
 - headless Chromium: the first render after the bundle loads (a page with the real state and
   a stand-in for the kernel), against the bundle's own load;
 - real JupyterLab: the click round trip (tick -> new trainable count drawn), against a bare
-  kernel round trip (`1+1`);
+  kernel round trip (`1+1`); the same for rank changes made while the memory estimate of the
+  previous one runs in the kernel's background thread; and how long after a rank change the
+  memory panel shows the new plan's estimate (a new plan: the estimate probes the model);
 - the JavaScript the studio sends (bytes), and the notebook extension's.
 Budgets from the issue: state < 1 s and < 200 KB, first render < 1 s, click < 100 ms, JS < 1.5 MB.
 """
@@ -74,10 +76,11 @@ def python_side() -> dict:
     ns: dict = {}
     exec(MODEL_CODE, ns)
     model = ns["model"]
-    jp.studio(model)  # imports and peft's per-kind probes, once
-    build = timed(lambda: jp.studio(model), 3)
+    jp.studio(model).wait_estimate(600)  # imports, peft's per-kind probes and memory's, once
+    build = timed(lambda: jp.studio(model).close(), 3)
     inspect = timed(lambda: jp.inspect(model), 3)
     studio = jp.studio(model)
+    studio.wait_estimate(600)  # the state as the page has it once the memory panel is filled
     state = {k: v for k, v in studio.get_state().items() if k != "_esm"}
     size = len(json.dumps(state).encode())
 
@@ -102,7 +105,8 @@ def python_side() -> dict:
         f"{sum(g.count for g in jp.inspect(model).groups)} modules)"
     )
     line("state build (s)", f"{build:.3f}", f"jp.inspect {inspect:.3f}s", build / inspect)
-    line("state sent to the browser (KB)", f"{size / 1024:.1f}")
+    panel = len(json.dumps(state["memory"])) / 1024
+    line("state sent to the browser (KB)", f"{size / 1024:.1f}", f"of which the memory panel {panel:.1f} KB")
     line(
         "click in the kernel (ms)",
         f"{1000 * per_click:.1f}",
@@ -184,6 +188,7 @@ def click_round_trip(clicks: int = 12) -> None:
             page.wait_for_selector(".jp-peft-studio .jp-peft-big", timeout=120_000)
             trips, kernel = _clicks(page, clicks)
             bare = _bare_round_trips(page, 10)
+            busy, estimates = _rank_changes(page, 8)
             browser.close()
     finally:
         server.stop()
@@ -196,6 +201,15 @@ def click_round_trip(clicks: int = 12) -> None:
     )
     line("click round trip, worst (ms)", f"{max(trips):.0f}")
     line("  of which the kernel's work (ms)", f"{statistics.median(kernel):.0f}")
+    line(
+        "rank change while an estimate runs, median",
+        f"{statistics.median(busy):.0f}",
+        f"idle click {statistics.median(trips):.0f}ms",
+        statistics.median(busy) / statistics.median(trips),
+    )
+    line("rank change while an estimate runs, worst", f"{max(busy):.0f}")
+    line("new plan -> its estimate shown, median (ms)", f"{statistics.median(estimates):.0f}")
+    line("new plan -> its estimate shown, worst (ms)", f"{max(estimates):.0f}")
 
 
 def _clicks(page, n: int) -> tuple[list[float], list[float]]:
@@ -214,6 +228,41 @@ def _clicks(page, n: int) -> tuple[list[float], list[float]]:
             trips.append(float(root.get_attribute("data-round-trip-ms")))
             kernel.append(float(root.get_attribute("data-kernel-ms")))
     return trips, kernel
+
+
+_COUNT_CHANGED = "(b) => document.querySelector('.jp-peft-studio .jp-peft-big').textContent !== b"
+_SETTLED = (
+    "(b) => { const p = document.querySelector('.jp-peft-studio .jp-peft-memory');"
+    " const t = p.querySelector('.jp-peft-mem-total');"
+    " return p.dataset.state === 'ready' && !p.classList.contains('jp-peft-pending') && t.dataset.bytes !== b; }"
+)
+
+
+def _rank_changes(page, n: int) -> tuple[list[float], list[float]]:
+    """Rank changes to values not seen before (each a new plan, so a new estimate probe).
+    First loop: the next change comes 250 ms after the last count (the debounced estimate of the
+    last one is then running): the round trips. Second loop: change, then the time until the
+    panel shows the new plan's estimate."""
+    rank = page.locator(".jp-peft-studio tr.jp-peft-group[data-role='self_attn.q_proj'] input[aria-label^='rank']")
+    root = page.locator(".jp-peft-studio")
+    busy, estimates = [], []
+    for i in range(n):
+        before = page.inner_text(".jp-peft-studio .jp-peft-big")
+        rank.fill(str(40 + i))
+        rank.press("Enter")
+        page.wait_for_function(_COUNT_CHANGED, arg=before, timeout=30_000)
+        if i:
+            busy.append(float(root.get_attribute("data-round-trip-ms")))
+        page.wait_for_timeout(250)
+    page.wait_for_function(_SETTLED, arg="", timeout=120_000)
+    for i in range(n):
+        bytes_before = page.get_attribute(".jp-peft-studio .jp-peft-mem-total", "data-bytes")
+        start = page.evaluate("performance.now()")
+        rank.fill(str(80 + i))
+        rank.press("Enter")
+        page.wait_for_function(_SETTLED, arg=bytes_before, timeout=120_000)
+        estimates.append(page.evaluate("performance.now()") - start)
+    return busy, estimates
 
 
 def _bare_round_trips(page, n: int) -> float:

@@ -37,8 +37,8 @@ def run_estimate(trainer: Any, plan: Any, cuda: bool) -> dict[str, Any]:
         text = f"estimate {size_text(est.peak_bytes)} (GPU peak tensors, {shape})"
     else:
         text = (
-            f"estimate on a GPU {size_text(est.peak_bytes)} peak tensors, {size_text(est.total_bytes)} with "
-            f"CUDA context ({shape}; not comparable with this CPU process's RSS)"
+            f"estimate on a GPU {size_text(est.peak_bytes)} peak tensors ({size_text(est.total_bytes)} with the "
+            f"CUDA context), {shape}; not comparable with RSS"
         )
     return {"estimate_bytes": int(est.peak_bytes), "estimate_text": text}
 

@@ -6,12 +6,14 @@ Inputs (the `memory_inputs` trait): batch size, sequence length and gradient che
 "what fits" table is open. The panel (the `memory` trait) holds every number and label the
 page draws: the total, the stacked bar's parts with their share of the bar, the verdict on
 the GPU and the largest batch that fits, and, when open, full fine-tuning / LoRA / QLoRA side
-by side and what to change when the step does not fit.
+by side and what to change when the step does not fit. `compute` makes it, on the studio's
+estimator thread.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from .._errors import PlanError
@@ -122,6 +124,33 @@ def estimate_options(inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- what the panel shows ----------------------------------------------------------------
+
+
+def compute(
+    source: Any,
+    plan: Any,
+    inputs: dict[str, Any],
+    publish: Callable[[dict[str, Any]], None],
+    wanted: Callable[[], bool],
+) -> None:
+    """The estimator thread's job: the panel for `plan` on `source` (a `read_model` copy) with
+    `inputs`, then, when "what fits" is open and the result is still `wanted`, the panel with
+    the comparison. Errors become panels with words: the studio never breaks on them."""
+    from ..memory import estimate
+
+    try:
+        est = estimate(source, plan, **estimate_options(inputs))
+        shown = panel(est)
+    except PlanError as err:
+        return publish(message("error", err.message))
+    except Exception as err:  # a library refusing this model or plan: say so
+        return publish(message("error", f"{type(err).__name__}: {err}"))
+    publish(shown)
+    if inputs["what_fits"] and wanted():
+        try:
+            publish({**shown, "what_fits": what_fits(est)})
+        except Exception as err:  # noqa: BLE001 - the estimate above stays shown
+            publish({**shown, "what_fits": {"error": f"{type(err).__name__}: {err}"}})
 
 
 def panel(est: Any) -> dict[str, Any]:

@@ -293,8 +293,6 @@ class Studio(anywidget.AnyWidget):
 
     def _estimate(self, plan: Any) -> None:
         """Ask for the estimate of `plan` with the panel's inputs, off the click path."""
-        from ..memory import estimate
-
         if self._facts is None:
             self._estimator.cancel()
             self.memory = memory_panel.message("error", f"no memory estimate: {self._facts_error}")
@@ -306,19 +304,9 @@ class Studio(anywidget.AnyWidget):
         facts, inputs = self._facts, dict(self.memory_inputs)
 
         def job(seq: int) -> None:  # on the estimator's thread: the config copy, never the model
-            try:
-                est = estimate(facts, plan, **memory_panel.estimate_options(inputs))
-                shown = memory_panel.panel(est)
-            except PlanError as err:
-                return self._publish(seq, memory_panel.message("error", err.message))
-            except Exception as err:  # a library refusing this model or plan: say so, keep the studio
-                return self._publish(seq, memory_panel.message("error", f"{type(err).__name__}: {err}"))
-            self._publish(seq, shown)
-            if inputs["what_fits"] and self._estimator.is_current(seq):
-                try:
-                    self._publish(seq, {**shown, "what_fits": memory_panel.what_fits(est)})
-                except Exception as err:  # noqa: BLE001 - the estimate above stays shown
-                    self._publish(seq, {**shown, "what_fits": {"error": f"{type(err).__name__}: {err}"}})
+            memory_panel.compute(
+                facts, plan, inputs, lambda panel: self._publish(seq, panel), lambda: self._estimator.is_current(seq)
+            )
 
         self.memory = memory_panel.pending(self.memory)
         self._estimator.request(job)

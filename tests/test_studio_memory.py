@@ -163,3 +163,24 @@ def test_the_estimator_never_touches_the_model(model):
         for name in watched:
             delattr(model, name)
     assert calls and set(calls) == {threading.main_thread().name}
+
+
+def test_latest_runs_only_the_newest_of_a_burst_and_tells_a_stale_job():
+    from jupyter_peft.widgets._latest import Latest
+
+    latest, ran, stale = Latest(delay=0.1), [], []
+
+    def job(seq):
+        ran.append(seq)
+        if seq == 5:  # a request made while this job runs makes it stale
+            latest.request(lambda s: ran.append(s))
+            stale.append(latest.is_current(seq))
+
+    for _ in range(5):  # a burst of clicks: one job, the newest
+        latest.request(job)
+    assert latest.wait(30)
+    assert ran == [5, 6] and stale == [False]
+    assert latest.last_seconds > 0
+    latest.close()
+    latest.request(lambda s: ran.append(s))
+    assert latest.wait(5) and ran == [5, 6]  # closed: nothing runs

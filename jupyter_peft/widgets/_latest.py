@@ -2,8 +2,10 @@
 
 The studio asks for a memory estimate after every click; a new plan costs the estimate a
 probe of 0.2 to 1 s, far over a 100 ms click. So the click only hands the job over and
-returns. The thread waits for `delay` seconds of quiet (clicks in a burst make one job),
-runs the newest job, and a job that a newer one has replaced can tell (`is_current`) and
+returns. The thread waits for quiet (clicks in a burst make one job): `delay` seconds, or as
+long as the last job took when that was longer (up to `max_delay`), so that a user clicking
+steadily through expensive jobs is not slowed by a job running behind every click. It runs
+the newest job, and a job that a newer one has replaced can tell (`is_current`) and
 drops its result. The thread ends after `idle` seconds without work, so a widget that is
 never closed does not keep one; the next request starts another.
 """
@@ -24,8 +26,12 @@ Job = Callable[[int], None]
 class Latest:
     """See the module docstring."""
 
-    def __init__(self, delay: float = 0.15, idle: float = 30.0, name: str = "jupyter_peft estimate") -> None:
-        self.delay, self.idle, self.name = delay, idle, name
+    def __init__(
+        self, delay: float = 0.15, max_delay: float = 1.0, idle: float = 30.0, name: str = "jupyter_peft estimate"
+    ) -> None:
+        self.delay, self.max_delay, self.idle, self.name = delay, max_delay, idle, name
+        self.last_seconds = 0.0
+        """How long the last job took."""
         self._cond = threading.Condition()
         self._job: tuple[int, Job] | None = None
         self._seq = 0
@@ -36,12 +42,15 @@ class Latest:
         _ALL.add(self)
 
     def request(self, job: Job) -> int:
-        """Queue `job` in place of any queued one; returns at once with its sequence number."""
+        """Queue `job` in place of any queued one; returns at once with its sequence number
+        (a closed Latest runs nothing)."""
         with self._cond:
             self._seq += 1
+            if self._closed:
+                return self._seq
             self._job = (self._seq, job)
-            self._due = time.monotonic() + self.delay
-            if not self._closed and self._thread is None:
+            self._due = time.monotonic() + min(max(self.delay, self.last_seconds), self.max_delay)
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
                 self._thread.start()
             self._cond.notify_all()
@@ -96,12 +105,14 @@ class Latest:
     def _loop(self) -> None:
         while (item := self._next()) is not None:
             seq, job = item
+            start = time.monotonic()
             try:
                 job(seq)
             except Exception:  # a job reports its own errors; this keeps the thread alive
                 logging.getLogger(__name__).exception("background job failed")
             finally:
                 with self._cond:
+                    self.last_seconds = time.monotonic() - start
                     self._busy = False
                     self._cond.notify_all()
 

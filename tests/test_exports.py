@@ -181,8 +181,9 @@ def test_script_trains_as_two_processes_with_the_exported_ddp_config(base, tmp_p
 
 
 def launch(command: str, cwd, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run a launcher command in its own process group; on timeout kill the whole group
-    (accelerate and torchrun start workers that would outlive their launcher)."""
+    """Run a launcher command; afterwards (and on timeout) kill whatever still runs in `cwd`:
+    torchrun starts its workers in sessions of their own, which outlive a killed launcher and
+    would hold the rendezvous port for the next test."""
     proc = subprocess.Popen(shlex.split(command), cwd=cwd, env=env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -191,7 +192,21 @@ def launch(command: str, cwd, timeout: int = 300) -> subprocess.CompletedProcess
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         raise AssertionError(f"{command!r} ran past {timeout} s:\n{out[-2000:]}\n{err[-2000:]}") from None
+    finally:
+        _kill_strays(cwd)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _kill_strays(cwd) -> None:
+    import psutil
+
+    here = str(cwd)
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if p.pid != os.getpid() and p.cwd().startswith(here):
+                p.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
 
 
 # ---- the TRL command line ------------------------------------------------------------------

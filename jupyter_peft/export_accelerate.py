@@ -170,10 +170,39 @@ def validate(path: str) -> Any:
 
 
 def memory_lines(source: Source, scale: Scale, model: Any) -> list[str]:
-    """Per-GPU memory for the chosen backend, as comment lines. Hook for `jupyter_peft.memory`
-    (issue 6): filled in once that room can estimate a sharded step; until then it says so."""
-    import importlib.util
+    """Per-GPU memory for the chosen backend, as comment lines: the instant estimate of one
+    process's step (jupyter_peft.memory) split as the backend shards it."""
+    from .memory import estimate
+    from .memory.sharding import per_gpu
 
-    if importlib.util.find_spec("jupyter_peft.memory") is None:
-        return ["per-GPU memory: no estimate (jupyter_peft.memory is not installed in this version)"]
-    return ["per-GPU memory: no estimate for sharded backends yet (see jupyter_peft.memory)"]
+    if model is None:
+        return [f"per-GPU memory: no estimate (export with model=... to get one for {scale.backend})"]
+    try:
+        step = estimate(model, source.plan, **_estimate_options(source))
+    except Exception as err:  # an export never fails for want of an estimate
+        return [f"per-GPU memory: no estimate ({type(err).__name__}: {err})"]
+    share = per_gpu(step, scale.backend, scale.gpus * scale.machines, scale.offload)
+    parts = ", ".join(f"{k} {_size(v)}" for k, v in share.breakdown.items() if v)
+    return [
+        f"per-GPU memory ({scale.backend}{' + CPU offload' if scale.offload else ''}, "
+        f"{share.processes} processes): ~{_size(share.bytes)} (one process alone: "
+        f"{_size(step.total_bytes)}; jp.estimate, batch {step.setup.batch_size} x {step.setup.seq_len} tokens)",
+        f"  per GPU: {parts}",
+    ]
+
+
+def _size(n: int) -> str:
+    from .memory.fit import GiB, MiB
+
+    return f"{n / GiB:.2f} GiB" if n >= GiB else f"{n / MiB:.1f} MiB"
+
+
+def _estimate_options(source: Source) -> dict[str, Any]:
+    """The exported run's batch and sequence length, as the estimate names them."""
+    train = source.train_kwargs
+    options: dict[str, Any] = {}
+    if "per_device_train_batch_size" in train:
+        options["batch_size"] = train["per_device_train_batch_size"]
+    if "max_length" in train and train["max_length"]:
+        options["seq_len"] = train["max_length"]
+    return options

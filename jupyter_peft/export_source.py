@@ -60,7 +60,7 @@ class Source:
         """The TRL config object the notebook builds for this plan (the round trip's reference)."""
         from .train_config import trainer_config
 
-        return trainer_config(self.train, output_dir, on_gpu=self.on_gpu)
+        return trainer_config(self.train, output_dir, on_gpu=self.on_gpu, method=self.plan.method)
 
     def mixed_precision(self) -> str:
         """accelerate's `mixed_precision` that matches the training config (bf16 | fp16 | no)."""
@@ -94,7 +94,8 @@ def resolve(
     peft_config, task_type, adapts = _peft_config(plan, model, train)
     _check_rebuilds(peft_config)
     quantization, quant_kwargs = _quantization(plan, model)
-    trainer_config(train, "output", on_gpu=bool(on_gpu))  # TRL's own complaints, as PlanErrors, before writing
+    # TRL's own complaints, as PlanErrors, before writing
+    trainer_config(train, "output", on_gpu=bool(on_gpu), method=plan.method)
     return Source(
         plan=plan,
         train=train,
@@ -105,7 +106,7 @@ def resolve(
         peft_class=type(peft_config).__name__,
         peft_kwargs=peft_kwargs(peft_config),
         peft_config=peft_config,
-        train_kwargs=_train_kwargs(train, bool(on_gpu)),
+        train_kwargs=_train_kwargs(train, bool(on_gpu), plan.method),
         quantization=quantization,
         quant_kwargs=quant_kwargs,
         adapts=adapts,
@@ -175,13 +176,13 @@ def _field_default(f: dataclasses.Field) -> Any:
 # ---- TRL ----------------------------------------------------------------------------------
 
 
-def _train_kwargs(train: dict[str, Any], on_gpu: bool) -> dict[str, Any]:
+def _train_kwargs(train: dict[str, Any], on_gpu: bool, method: str | None = None) -> dict[str, Any]:
     """The keyword arguments of the notebook's TRL config that differ from TRL's field defaults."""
     from .train_config import TRAINERS, trainer_kwargs
 
     _, config_cls = TRAINERS[train.get("trainer", "sft")].load()
     defaults = {f.name: _field_default(f) for f in dataclasses.fields(config_cls) if f.init}
-    kwargs = trainer_kwargs(train, "out", on_gpu=on_gpu)
+    kwargs = trainer_kwargs(train, "out", on_gpu=on_gpu, method=method)
     kwargs.pop("output_dir")
     out = {}
     for key, value in kwargs.items():

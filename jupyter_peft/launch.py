@@ -63,7 +63,8 @@ def check(plan: Plan, *, dataset: Any, eval_dataset: Any = None, reward_funcs: A
     elif reward_funcs:
         raise PlanError(f"reward_funcs are for grpo and rloo, not {name}", key="train.reward_funcs")
     if train.get("resume_from"):
-        runfolder.resume_point(train["resume_from"], trainer_config(train, train["resume_from"]).max_steps)
+        max_steps = trainer_config(train, train["resume_from"], method=plan.method).max_steps
+        runfolder.resume_point(train["resume_from"], max_steps)
     return train, init_kwargs
 
 
@@ -93,13 +94,13 @@ def build(
     resume, prior, created = None, [], False
     if train.get("resume_from"):
         folder = Path(train["resume_from"])
-        config = trainer_config(train, str(folder))
+        config = trainer_config(train, str(folder), method=plan.method)
         resume = runfolder.resume_point(folder, config.max_steps)
         _check_resume_adapter(peft_model, resume)
         prior = runfolder.read_history(folder, until_step=runfolder.checkpoint_step(resume))
     else:
         folder = Path(output_dir) if output_dir is not None else runfolder.fresh_path(runs_dir, plan.method, name)
-        config = trainer_config(train, str(folder))  # TRL's own checks, before the folder exists
+        config = trainer_config(train, str(folder), method=plan.method)  # TRL's checks, before the folder exists
         created = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
     trainer = _construct(trainer_cls, name, peft_model, config, dataset, eval_dataset, tokenizer, init_kwargs,

@@ -114,12 +114,17 @@ def _check_run_key(name: str, value: Any, where: dict[str, Any]) -> Any:
     return value
 
 
-def defaults(trainer: str, on_gpu: bool) -> dict[str, Any]:
+# peft refuses these with gradient checkpointing (their prefix lives in the KV cache)
+NO_CHECKPOINTING = ("prefix_tuning", "cartridge")
+
+
+def defaults(trainer: str, on_gpu: bool, method: str | None = None) -> dict[str, Any]:
     """Settings we choose when the plan is silent: sensible on CPU and on GPU, per TRL's fields.
 
     TRL defaults to bf16 and gradient checkpointing; on CPU bf16 is ~2x slower and
-    checkpointing costs ~15% on small models, so both are off there. Logging every step
-    feeds the dashboard; tqdm and TRL's printer are replaced by it.
+    checkpointing costs ~15% on small models, so both are off there (and for `method`s peft
+    cannot checkpoint). Logging every step feeds the dashboard; tqdm and TRL's printer are
+    replaced by it.
     """
     known = config_fields(trainer)
     chosen: dict[str, Any] = {
@@ -132,7 +137,8 @@ def defaults(trainer: str, on_gpu: bool) -> dict[str, Any]:
         "bf16": on_gpu and _bf16_supported(),
         "fp16": False,
         # transformers 5 renamed gradient_checkpointing; set whichever this version has
-        "activation_checkpointing" if "activation_checkpointing" in known else "gradient_checkpointing": on_gpu,
+        "activation_checkpointing" if "activation_checkpointing" in known else "gradient_checkpointing": on_gpu
+        and method not in NO_CHECKPOINTING,
         "use_cpu": not on_gpu,
         "per_device_train_batch_size": 4 if not on_gpu else 8,
         "max_steps": 100,
@@ -148,7 +154,9 @@ def _bf16_supported() -> bool:
     return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
-def trainer_kwargs(train: dict[str, Any], output_dir: str, on_gpu: bool | None = None, **overrides: Any) -> dict:
+def trainer_kwargs(
+    train: dict[str, Any], output_dir: str, on_gpu: bool | None = None, method: str | None = None, **overrides: Any
+) -> dict:
     """The keyword arguments `trainer_config` gives TRL's config class: our defaults, then the
     plan's fields, then `overrides` (the export writes exactly these into a script)."""
     import torch
@@ -156,16 +164,18 @@ def trainer_kwargs(train: dict[str, Any], output_dir: str, on_gpu: bool | None =
     name = train.get("trainer", "sft")
     gpu = torch.cuda.is_available() if on_gpu is None else on_gpu
     fields_ = {k: v for k, v in train.items() if k not in RUN_KEYS}
-    return {**defaults(name, gpu), **fields_, **overrides, "output_dir": str(output_dir)}
+    return {**defaults(name, gpu, method), **fields_, **overrides, "output_dir": str(output_dir)}
 
 
-def trainer_config(train: dict[str, Any], output_dir: str, on_gpu: bool | None = None, **overrides: Any) -> Any:
+def trainer_config(
+    train: dict[str, Any], output_dir: str, on_gpu: bool | None = None, method: str | None = None, **overrides: Any
+) -> Any:
     """TRL's config object for a checked train block: our defaults, then the plan's fields,
     then `overrides`. TRL's own __post_init__ complaints become PlanErrors."""
     name = train.get("trainer", "sft")
     _, config_cls = TRAINERS[name].load()
     fields_ = {k: v for k, v in train.items() if k not in RUN_KEYS}
-    kwargs = trainer_kwargs(train, output_dir, on_gpu, **overrides)
+    kwargs = trainer_kwargs(train, output_dir, on_gpu, method, **overrides)
     try:
         return config_cls(**kwargs)
     except (ValueError, TypeError) as err:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -165,7 +166,7 @@ def test_script_trains_as_two_processes_with_the_exported_ddp_config(base, tmp_p
 
     command = next(c for c in done.commands if c.startswith("accelerate launch"))
     assert command == "accelerate launch --config_file accelerate.yaml train.py"
-    run = subprocess.run(shlex.split(command), cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300)
+    run = launch(command, tmp_path)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "launched: 2 process(es), MULTI_CPU, backend gloo; global batch 2 x 1 x 2 = 4" in run.stdout
 
@@ -177,6 +178,35 @@ def test_script_trains_as_two_processes_with_the_exported_ddp_config(base, tmp_p
     assert shapes == {k: v.shape for k, v in notebook.state_dict().items() if "lora_" in k}
     assert shapes["base_model.model.model.layers.0.self_attn.v_proj.lora_A.default.weight"] == (8, 64)  # ranks:
     assert any(v.abs().sum() > 0 for k, v in adapter.state_dict().items() if "lora_B" in k)  # it trained
+
+
+def launch(command: str, cwd, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run a launcher command; afterwards (and on timeout) kill whatever still runs in `cwd`:
+    torchrun starts its workers in sessions of their own, which outlive a killed launcher and
+    would hold the rendezvous port for the next test."""
+    proc = subprocess.Popen(shlex.split(command), cwd=cwd, env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"{command!r} ran past {timeout} s:\n{out[-2000:]}\n{err[-2000:]}") from None
+    finally:
+        _kill_strays(cwd)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _kill_strays(cwd) -> None:
+    import psutil
+
+    here = str(cwd)
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if p.pid != os.getpid() and p.cwd().startswith(here):
+                p.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
 
 
 # ---- the TRL command line ------------------------------------------------------------------
@@ -207,7 +237,7 @@ def test_trl_config_parses_to_the_notebooks_configs_and_runs_through_trl(base, t
     assert peft_dict(get_peft_config(model_args)) == peft_dict(check(plan, model).config)
     assert training.to_dict() == trainer_config(plan.train, "output", on_gpu=False).to_dict()
 
-    run = subprocess.run(shlex.split(both), cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300)
+    run = launch(both, tmp_path)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "'epoch': '0.5'" in run.stdout  # 2 steps x 2 rows x 2 processes = half of the 16 rows
     saved = (tmp_path / "output" / "adapter_config.json").read_text()

@@ -148,3 +148,13 @@ def test_constructing_a_plan_in_python_checks_it_too():
         jp.Plan(method="lorax")
     plan = jp.Plan(method="lora", options={"r": 4}, target_modules=["q_proj"])
     assert plan.replace(options={"r": 8}).rank == 8
+
+
+def test_gpu_defaults_leave_checkpointing_off_where_peft_cannot_checkpoint():
+    from jupyter_peft.train_config import defaults
+
+    names = defaults("sft", True)
+    key = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    assert defaults("sft", on_gpu=True, method="lora")[key] is True
+    assert defaults("sft", on_gpu=True, method="prefix_tuning")[key] is False
+    assert defaults("sft", on_gpu=False, method="lora")[key] is False

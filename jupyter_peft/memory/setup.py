@@ -191,17 +191,17 @@ def _train_settings(plan: Any) -> dict[str, Any]:
     """Options from the plan's train block by TRL's names, with jp.train's GPU defaults."""
     if plan is None or not plan.train:
         return {}
-    from ..train_config import defaults
+    from ..train_config import NO_CHECKPOINTING, defaults
 
     train = plan.train
     trainer = train.get("trainer", "sft")
-    merged = {**defaults(trainer, on_gpu=True), "bf16": True, **train}  # GPUs we size for do bf16
+    merged = {**defaults(trainer, on_gpu=True, method=plan.method), "bf16": True, **train}  # GPUs do bf16
     out: dict[str, Any] = {"trainer": trainer}
     out["batch_size"] = merged.get("per_device_train_batch_size")
     out["seq_len"] = merged.get("max_length")
     out["optimizer"] = merged.get("optim")
     ckpt = merged.get("activation_checkpointing", merged.get("gradient_checkpointing"))
-    out["gradient_checkpointing"] = True if ckpt is None else ckpt  # TRL's default is on
+    out["gradient_checkpointing"] = ckpt if ckpt is not None else plan.method not in NO_CHECKPOINTING
     if merged.get("fp16"):
         out["_mixed"] = "float16"
     elif merged.get("bf16"):

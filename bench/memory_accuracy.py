@@ -19,36 +19,6 @@ import warnings
 sys.path.insert(0, "tests")
 
 MiB = 2**20
-CONFIGS = {
-    "llama": dict(
-        hidden_size=256,
-        intermediate_size=688,
-        num_hidden_layers=3,
-        num_attention_heads=8,
-        num_key_value_heads=4,
-        vocab_size=4000,
-    ),
-    "gpt2": dict(n_embd=256, n_layer=3, n_head=8, vocab_size=4000, n_positions=1024),
-}
-PLANS = {
-    "full": {"llama": None, "gpt2": None},
-    "lora-attn-r8": {
-        "llama": "method: lora\nr: 8\ntarget_modules: [q_proj, v_proj]",
-        "gpt2": "method: lora\nr: 8\ntarget_modules: [c_attn]",
-    },
-    "lora-all-r32": {
-        "llama": "method: lora\nr: 32\ntarget_modules: all-linear",
-        "gpt2": "method: lora\nr: 32\ntarget_modules: all-linear",
-    },
-    "ia3": {
-        "llama": "method: ia3\ntarget_modules: [k_proj, v_proj, down_proj]\nfeedforward_modules: [down_proj]",
-        "gpt2": "method: ia3\ntarget_modules: [c_attn, mlp.c_proj]\nfeedforward_modules: [mlp.c_proj]",
-    },
-    "prompt": {
-        "llama": "method: prompt_tuning\nnum_virtual_tokens: 16",
-        "gpt2": "method: prompt_tuning\nnum_virtual_tokens: 16",
-    },
-}
 
 
 def main(quick: bool = False) -> float:
@@ -56,6 +26,7 @@ def main(quick: bool = False) -> float:
 
     import tiny
     import transformers
+    from memory_matrix import CONFIGS, DTYPES, PLANS, SIZES
 
     import jupyter_peft as jp
 
@@ -69,7 +40,7 @@ def main(quick: bool = False) -> float:
     )
     seen: set = set()
     for arch, plan, dtype, ckpt, (batch, seq), loss in itertools.product(
-        CONFIGS, PLANS, ["float32", "bfloat16"], [False, True], [(2, 128), (4, 256)], losses
+        CONFIGS, PLANS, DTYPES, [False, True], SIZES, losses
     ):
         config = tiny.config(arch, **CONFIGS[arch])
         options = dict(batch_size=batch, seq_len=seq, dtype=dtype, gradient_checkpointing=ckpt, loss=loss)
@@ -86,7 +57,7 @@ def main(quick: bool = False) -> float:
         error = instant.peak_bytes / simulated.peak_bytes - 1
         errors.append(error)
         print(
-            f"{arch:5} {plan:12} {dtype:8} gc={ckpt:d} b{batch} s{seq:<3} {loss:7}  simulated "
+            f"{arch:5} {plan:19} {dtype:8} gc={ckpt:d} b{batch} s{seq:<3} {loss:7}  simulated "
             f"{simulated.peak_bytes / MiB:8.2f} MiB  instant {instant.peak_bytes / MiB:8.2f} MiB  "
             f"{error:+6.2%}  peak in {instant.phase}",
             flush=True,

@@ -21,23 +21,14 @@ def main() -> None:
     import logging
 
     import transformers
-    from transformers import LlamaConfig
 
     import jupyter_peft as jp
+    from jupyter_peft import skeletons
 
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     transformers.logging.set_verbosity_error()
-    config = LlamaConfig(
-        hidden_size=8192,
-        intermediate_size=28672,
-        num_hidden_layers=80,
-        num_attention_heads=64,
-        num_key_value_heads=8,
-        vocab_size=128256,
-        dtype="bfloat16",
-        architectures=["LlamaForCausalLM"],
-    )
+    config = skeletons.config("llama-3-70b", dtype="bfloat16")
     plan = "method: lora\nr: 16\ntarget_modules: all-linear"
     start = time.perf_counter()
     est = jp.estimate(config, plan, batch_size=4, seq_len=2048, gradient_checkpointing=True)

@@ -35,18 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 warnings.filterwarnings("ignore")
 
-LLAMA_70B = dict(
-    hidden_size=8192,
-    intermediate_size=28672,
-    num_hidden_layers=80,
-    num_attention_heads=64,
-    num_key_value_heads=8,
-    vocab_size=128256,
-)
-MODEL_CODE = (
-    "import torch\nfrom transformers import AutoModelForCausalLM, LlamaConfig\n"
-    f"with torch.device('meta'):\n    model = AutoModelForCausalLM.from_config(LlamaConfig(**{LLAMA_70B!r}))"
-)
+MODEL_CODE = "from jupyter_peft.skeletons import skeleton\nmodel = skeleton('llama-3-70b')"
 
 
 def timed(fn, repeat: int = 5) -> float:

@@ -14,41 +14,16 @@ import itertools
 
 import pytest
 import tiny
+from memory_matrix import CONFIGS, DTYPES, PLANS, SIZES
 
 import jupyter_peft as jp
-
-CONFIGS = {
-    "llama": dict(
-        hidden_size=256,
-        intermediate_size=688,
-        num_hidden_layers=3,
-        num_attention_heads=8,
-        num_key_value_heads=4,
-        vocab_size=4000,
-    ),
-    "gpt2": dict(n_embd=256, n_layer=3, n_head=8, vocab_size=4000, n_positions=1024),
-}
-PLANS = {
-    "full": None,
-    "lora-attention-r8": {
-        "llama": "method: lora\nr: 8\ntarget_modules: [q_proj, v_proj]",
-        "gpt2": "method: lora\nr: 8\ntarget_modules: [c_attn]",
-    },
-    "lora-all-linear-r32": "method: lora\nr: 32\ntarget_modules: all-linear",
-    "ia3": {
-        "llama": "method: ia3\ntarget_modules: [k_proj, v_proj, down_proj]\nfeedforward_modules: [down_proj]",
-        "gpt2": "method: ia3\ntarget_modules: [c_attn, mlp.c_proj]\nfeedforward_modules: [mlp.c_proj]",
-    },
-    "prompt-tuning": "method: prompt_tuning\nnum_virtual_tokens: 16",
-}
-SIZES = [(2, 128), (4, 256)]
 
 
 def _cases() -> list[tuple[str, str, str, bool, tuple[int, int]]]:
     """Each plan with each (dtype, checkpointing) pair once; architectures and sizes rotate."""
     cases = []
     for i, (plan, (dtype, ckpt)) in enumerate(
-        itertools.product(PLANS, itertools.product(["float32", "bfloat16"], [False, True]))
+        itertools.product(PLANS, itertools.product(DTYPES, [False, True]))
     ):
         cases.append((list(CONFIGS)[i % 2], plan, dtype, ckpt, SIZES[(i // 2) % 2]))
     return cases
@@ -57,7 +32,7 @@ def _cases() -> list[tuple[str, str, str, bool, tuple[int, int]]]:
 @pytest.mark.parametrize(("arch", "plan", "dtype", "ckpt", "size"), _cases())
 def test_instant_estimate_within_10_percent_of_the_simulated_step(arch, plan, dtype, ckpt, size):
     config = tiny.config(arch, **CONFIGS[arch])
-    text = PLANS[plan][arch] if isinstance(PLANS[plan], dict) else PLANS[plan]
+    text = PLANS[plan][arch]
     batch, seq = size
     options = dict(batch_size=batch, seq_len=seq, dtype=dtype, gradient_checkpointing=ckpt)
     instant = jp.estimate(config, text, **options)
@@ -68,7 +43,7 @@ def test_instant_estimate_within_10_percent_of_the_simulated_step(arch, plan, dt
 
 def test_the_full_logits_head_is_estimated_too():
     config = tiny.config("llama", **CONFIGS["llama"])
-    for plan in (None, PLANS["lora-all-linear-r32"]):
+    for plan in (None, PLANS["lora-all-linear-r32"]["llama"]):
         options = dict(batch_size=4, seq_len=256, dtype="bfloat16", loss="full")
         instant = jp.estimate(config, plan, **options).peak_bytes
         simulated = jp.estimate(config, plan, method="simulate", **options).peak_bytes

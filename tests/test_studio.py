@@ -96,19 +96,9 @@ def test_experts_are_ticked_as_target_parameters_and_counted_exactly():
 
 
 def test_state_for_a_70b_model_is_small():
-    import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig
+    from jupyter_peft.skeletons import skeleton
 
-    config = LlamaConfig(
-        hidden_size=8192,
-        intermediate_size=28672,
-        num_hidden_layers=80,
-        num_attention_heads=64,
-        num_key_value_heads=8,
-        vocab_size=128256,
-    )
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
+    model = skeleton("llama-3-70b")
     studio = jp.studio(model)
     state = {k: v for k, v in studio.get_state().items() if k != "_esm"}
     assert len(json.dumps(state)) < 200_000

@@ -14,7 +14,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Bool, Unicode
 
-from ._errors import PlanError, did_you_mean
+from ._errors import PlanError
+from ._namespace import lookup_model
 
 _HELP = """\
 %peft MODEL                      the studio: pick modules, ranks and method on MODEL
@@ -74,7 +75,6 @@ class PeftMagics(Magics):
         ns = self.shell.user_ns
         try:
             if plan.train is not None:
-                _check_train_refs(plan, ns)
                 from .run import check_from_plan
 
                 check_from_plan(plan, ns)  # data, trainer options, rewards: before the model changes
@@ -88,7 +88,7 @@ class PeftMagics(Magics):
             else:
                 if model_name is None:
                     raise PlanError("name the model to adapt: `%%peft model` (or give `base:` in the plan)")
-                model = _lookup_model(ns, model_name)
+                model = lookup_model(ns, model_name)
             from .adapt import apply
 
             peft_model = apply(plan, model)
@@ -190,46 +190,6 @@ def _parse_cell_line(line: str) -> tuple[str | None, str]:
     if model is not None and not all(part.isidentifier() for part in model.split(".")):
         raise cell_error(f"{model!r} is not a variable name: %%peft MODEL names a variable holding the model")
     return model, bind_as
-
-
-def _lookup_model(ns: dict[str, Any], name: str) -> Any:
-    """The torch model bound to `name` (dotted names allowed), or a PlanError with close names."""
-    import torch.nn as nn
-
-    head, *attrs = name.split(".")
-    if head not in ns:
-        modules = [k for k, v in ns.items() if not k.startswith("_") and isinstance(v, nn.Module)]
-        close = did_you_mean(head, modules) or modules
-        hint = f"; models in this notebook: {', '.join(close)}" if close else "; load one first"
-        raise PlanError(f"no variable named {head!r}{hint}", value=name, choices=close)
-    value = ns[head]
-    for attr in attrs:
-        if not hasattr(value, attr):
-            raise PlanError(f"{name!r}: {type(value).__name__} has no attribute {attr!r}", value=name)
-        value = getattr(value, attr)
-    if not isinstance(value, nn.Module):
-        raise PlanError(
-            f"{name!r} holds a {type(value).__name__} value, not a torch model (nn.Module)",
-            value=name,
-            choices=[k for k, v in ns.items() if not k.startswith("_") and isinstance(v, nn.Module)],
-        )
-    return value
-
-
-def _check_train_refs(plan: Any, ns: dict[str, Any]) -> None:
-    """The train block's variables exist before anything is applied."""
-    for key in ("dataset", "eval_dataset", "tokenizer"):
-        name = plan.train.get(key)
-        if name is not None and name not in ns:
-            raise PlanError(
-                f"no variable named {name!r} in the notebook",
-                key=f"train.{key}",
-                value=name,
-                choices=did_you_mean(name, [k for k in ns if not k.startswith("_")]),
-            )
-    for name in plan.train.get("reward_funcs", []):
-        if name.isidentifier() and name not in ns:
-            raise PlanError(f"no function named {name!r} in the notebook", key="train.reward_funcs", value=name)
 
 
 def _peft_models(ns: dict[str, Any]) -> dict[str, Any]:

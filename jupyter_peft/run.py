@@ -27,6 +27,7 @@ from typing import Any
 
 from . import interrupts, runfolder
 from ._errors import PlanError, did_you_mean
+from ._namespace import lookup, public
 from .metrics import Tracker, format_bytes
 
 LIVE = ("running", "stopping")
@@ -450,8 +451,10 @@ def _from_notebook(plan: Any, user_ns: dict[str, Any]) -> dict[str, Any]:
     tok_name = block.get("tokenizer", "tokenizer")
     if tok_name not in user_ns and not (plan.base is not None and "tokenizer" not in block):
         raise PlanError(f"no tokenizer: define `{tok_name}` or name one with `train: {{tokenizer: tok}}`",
-                        key="train.tokenizer", choices=did_you_mean(tok_name, [k for k in user_ns if k[:1] != "_"]))
-    rewards = [user_ns.get(n, n) if n.isidentifier() else n for n in block.get("reward_funcs", [])]
+                        key="train.tokenizer", choices=did_you_mean(tok_name, public(user_ns)))
+    # a plain name is a notebook function; anything else (org/model) a reward model's id
+    rewards = [lookup(user_ns, n, "train.reward_funcs", "function") if n.isidentifier() else n
+               for n in block.get("reward_funcs", [])]
     return {**found, "tokenizer": user_ns.get(tok_name), "reward_funcs": rewards or None}
 
 
@@ -460,10 +463,7 @@ def _lookup(ns: dict[str, Any], name: str | None, key: str) -> Any:
         if key == "dataset":
             raise PlanError("name the training data: `train: {dataset: ds}`", key="train.dataset")
         return None
-    if name not in ns:
-        raise PlanError(f"no variable named {name!r} in the notebook", key=f"train.{key}", value=name,
-                        choices=did_you_mean(name, [k for k in ns if k[:1] != "_"]))
-    return ns[name]
+    return lookup(ns, name, f"train.{key}")
 
 
 def stop_active() -> list[Run]:

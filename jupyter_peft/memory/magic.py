@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from .._errors import PlanError, did_you_mean
+from .._namespace import lookup, public
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,7 +98,7 @@ def _source(name: str, user_ns: dict[str, Any]) -> Any:
         return user_ns[name]
     if os.path.isdir(name):
         return name
-    candidates = [k for k, v in user_ns.items() if not k.startswith("_") and hasattr(v, "config")]
+    candidates = [k for k in public(user_ns) if hasattr(user_ns[k], "config")]
     raise PlanError(
         f"no notebook variable or config folder named {name!r}",
         key="model",
@@ -111,14 +112,7 @@ def _plan(opts: argparse.Namespace, user_ns: dict[str, Any]) -> Any:
     if opts.plan is not None:
         if opts.method is not None or method_options or opts.targets:
             raise PlanError("give either --plan or --method with its options, not both", key="plan")
-        if opts.plan not in user_ns:
-            raise PlanError(
-                f"no notebook variable named {opts.plan!r}",
-                key="plan",
-                value=opts.plan,
-                choices=did_you_mean(opts.plan, [k for k in user_ns if not k.startswith("_")]),
-            )
-        return user_ns[opts.plan]
+        return lookup(user_ns, opts.plan, "plan")
     method = opts.method or ("lora" if method_options or opts.targets else "full")
     if method == "full":
         if method_options or opts.targets:

@@ -414,7 +414,7 @@ def studio(model: Any, plan: Any = None, **kwargs: Any) -> Studio:
 def studio_magic(words: list[str], user_ns: dict[str, Any]) -> Studio:
     """`%peft MODEL [--as NAME]`: the studio for the variable MODEL; Apply binds NAME
     (peft_model), as `%%peft` does. Assign it to keep a handle: `s = %peft model`."""
-    from ..magics import _lookup_model
+    from .._namespace import lookup_model
 
     name, bind_as = words[0], "peft_model"
     rest = words[1:]
@@ -428,5 +428,5 @@ def studio_magic(words: list[str], user_ns: dict[str, Any]) -> Studio:
             raise PlanError(f"unexpected {word!r}: the line is `%peft MODEL [--as NAME]`", choices=["--as NAME"])
     if not bind_as.isidentifier():
         raise PlanError(f"--as {bind_as!r} is not a valid Python name", value=bind_as)
-    model = _lookup_model(user_ns, name)
+    model = lookup_model(user_ns, name)
     return Studio(model, name=name, user_ns=user_ns, bind_as=bind_as)

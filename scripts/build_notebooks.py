@@ -1,0 +1,252 @@
+"""Writes the notebooks in notebooks/ from the cells below (the source of truth; outputs empty).
+
+    python scripts/build_notebooks.py          # rewrite them
+    python scripts/build_notebooks.py --check  # exit 1 if a committed notebook differs
+
+Each notebook is written for a reader: short markdown between cells, no walls of output, and
+every one runs top to bottom in a real kernel in the test suite (tests/test_notebooks.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+MD, CODE = "md", "code"
+
+QUICKSTART = [
+    (MD, """# jupyter_peft quickstart
+
+Fine-tune a language model with LoRA without leaving the notebook: pick what to adapt on the
+model you have loaded, see what it will cost, train in the background while you watch, and use
+the result at once. Everything here runs offline on a laptop CPU in a few minutes: the model is
+the small demo model that ships with the package."""),
+    (CODE, "%load_ext jupyter_peft\nimport jupyter_peft as jp"),
+    (MD, """## The model and the task
+
+The demo model is a 4.7M-parameter Llama, pretrained on a small world of children's stories.
+It tells stories, but it has never been asked for a *story card*: the story's facts as one line
+of JSON. That is the skill we teach it."""),
+    (CODE, """model, tokenizer = jp.demo.load()
+train = jp.demo.dataset("sft")
+train[0]["messages"]"""),
+    (CODE, """story = jp.demo.dataset("sft", split="test")[0]["messages"][0]["content"]
+print(story)
+print("base model:", jp.demo.ask(model, tokenizer, story)[0])"""),
+    (MD, "The task metric: the share of card fields right on 100 held-out stories."),
+    (CODE, "base_score = jp.demo.score(model, tokenizer)\nbase_score"),
+    (MD, """## Choose what to adapt
+
+`%peft model` opens the studio on the live model: its modules grouped by role, with shapes and
+parameter counts. Tick groups or single layers, set ranks, pick a method; the trainable count,
+the chart and the memory estimate follow every click, and **Write cell** puts the equivalent
+`%%peft` cell below."""),
+    (CODE, "%peft model"),
+    (MD, """The same plan as text. Re-running the cell replaces the adapter, it never stacks a
+second one."""),
+    (CODE, """%%peft model
+method: lora
+r: 16
+lora_alpha: 32
+target_modules: all-linear"""),
+    (MD, "What one training step will take on a GPU, before anything runs:"),
+    (CODE, "%peft estimate model --batch 8 --seq 256 --gpu T4"),
+    (MD, """## Train in the background
+
+A `train:` block starts TRL's SFT trainer in a background thread: the cell returns at once and
+the dashboard streams loss, learning rate, grad norm, throughput and memory. **Stop** saves the
+adapter; so does an interrupt of the kernel."""),
+    (CODE, """%%peft model
+method: lora
+r: 16
+lora_alpha: 32
+target_modules: all-linear
+train:
+  trainer: sft
+  dataset: train
+  max_steps: 120
+  per_device_train_batch_size: 8
+  learning_rate: 0.002
+  lr_scheduler_type: constant_with_warmup
+  warmup_steps: 10
+  assistant_only_loss: true
+  max_length: 256
+  seed: 0"""),
+    (MD, "The notebook stays usable while it trains:"),
+    (CODE, "peft_run.state, peft_run.step"),
+    (CODE, "peft_run.wait()\npeft_run.df.tail(3)"),
+    (MD, "## Use the result at once"),
+    (CODE, """print("tuned:", jp.demo.ask(peft_model, tokenizer, story)[0])
+tuned_score = jp.demo.score(peft_model, tokenizer)
+print(f"story-card accuracy: base {base_score:.2f} -> tuned {tuned_score:.2f}")"""),
+    (MD, "Side by side with the adapter switched off:"),
+    (CODE, "peft_run.compare(story)"),
+    (MD, """## Keep it
+
+The run folder already holds the adapter (safetensors), the history and the plan. Save it
+elsewhere, or export the plan as a script that runs on many GPUs with `accelerate`."""),
+    (CODE, """peft_model.save_pretrained("story-card-adapter")
+peft_run.folder"""),
+    (CODE, "%peft export exported --format all --data train --base demo"),
+]
+
+BIG_MODELS = [
+    (MD, """# Planning for a big model on a small machine
+
+A model built on PyTorch's `meta` device has every module and shape but no weights, so a
+Llama-3-70B fits in a laptop's memory. Inspect, the studio, the memory estimate and the export
+all work on it: plan the run here, then train where the GPUs are."""),
+    (CODE, """%load_ext jupyter_peft
+import jupyter_peft as jp
+from jupyter_peft.skeletons import skeleton
+
+model = skeleton("llama-3-70b")   # 70.6B parameters, bf16, no memory
+model_map = jp.inspect(model)
+model_map"""),
+    (MD, "Modules grouped by role, with what peft's `all-linear` would pick:"),
+    (CODE, """[(g.role, g.kind, g.count, g.shape, f"{g.params / 1e9:.2f}B", g.linear) for g in model_map.groups]"""),
+    (MD, """`match` answers with peft's own rules: a list matches names (suffixes), a string is a regex
+over the whole path."""),
+    (CODE, """print(len(model_map.match(["q_proj", "v_proj"])), "modules for [q_proj, v_proj]")
+print(model_map.match("q_proj"), "<- a string is a regex: matches nothing")
+model_map.match(r".*layers\\.(7|8)\\.self_attn\\.q_proj")"""),
+    (MD, "The studio works the same on the skeleton; the memory panel sizes the run for a card."),
+    (CODE, "%peft model"),
+    (MD, "What LoRA, QLoRA and full fine-tuning would take, and what to change when it does not fit:"),
+    (CODE, """plan = jp.Plan.from_yaml("method: lora\\nr: 16\\ntarget_modules: all-linear")
+est = jp.estimate(model, plan, batch_size=1, seq_len=4096, gpu="H100-80GB")
+est"""),
+    (CODE, "est.advice()"),
+    (MD, """## A vision-language model: names that also hit the vision tower
+
+`target_modules: [q_proj]` is a suffix match. On a model with a vision tower it adapts the
+tower's attention too, which is rarely what was meant. The map shows where each match lives."""),
+    (CODE, """import torch
+from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+config = LlavaConfig(
+    text_config=LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                            num_attention_heads=32, vocab_size=32064).to_dict(),
+    vision_config=CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
+                                   num_attention_heads=16, image_size=336, patch_size=14).to_dict(),
+)
+with torch.device("meta"):
+    vlm = LlavaForConditionalGeneration(config)
+vlm_map = jp.inspect(vlm)
+hits = vlm_map.resolve(["q_proj"])
+{role: (vlm_map[role].section, len(paths)) for role, paths in hits.items()}"""),
+    (MD, "Only the language model's attention: name the role, or let `targets_for` write the exact value."),
+    (CODE, """language_q = vlm_map["language_model.layers.*.self_attn.q_proj"].paths
+vlm_map.targets_for(language_q)"""),
+    (MD, """## Hand over to many GPUs
+
+The plan becomes a standalone script, a TRL config and an `accelerate` config (here FSDP over
+8 GPUs), with the per-GPU memory written beside the launch command."""),
+    (CODE, """plan = jp.Plan.from_yaml(\"\"\"
+method: lora
+r: 16
+target_modules: all-linear
+train: {trainer: sft, per_device_train_batch_size: 1, max_length: 4096}
+\"\"\")
+peft_model = jp.apply(plan, model)
+out = jp.export(plan, "export-70b", format="accelerate", model=peft_model, base="meta-llama/Meta-Llama-3-70B",
+                gpus=8, backend="fsdp")
+print("\\n".join(out.commands + out.notes))"""),
+]
+
+QLORA = [
+    (MD, """# QLoRA: LoRA on a 4-bit base
+
+The base weights are stored in 4-bit NF4 (with double quantization), the adapter trains in
+higher precision on top. A `base:` key loads the model quantized, prepares it for k-bit training
+and applies the adapter in one cell. bitsandbytes runs this on CPU too."""),
+    (CODE, """%load_ext jupyter_peft
+import jupyter_peft as jp
+
+demo_folder = str(jp.demo.MODEL_DIR)   # any local folder or hub id works the same
+train = jp.demo.dataset("sft")"""),
+    (CODE, """%%peft --as qlora_model
+method: qlora
+r: 16
+target_modules: all-linear
+base: {demo_folder}
+bnb_4bit_quant_type: nf4
+bnb_4bit_use_double_quant: true"""),
+    (MD, "The map shows the 4-bit layers with their real storage:"),
+    (CODE, """g = jp.inspect(model)["self_attn.q_proj"]
+g.kind, g.dtype, g.shape, f"{g.nbytes / g.params:.3f} bytes per parameter\""""),
+    (MD, "A short run (the same task as the quickstart, fewer steps):"),
+    (CODE, """run = jp.train(qlora_model, jp.Plan.from_yaml(\"\"\"
+method: qlora
+train: {trainer: sft, max_steps: 20, per_device_train_batch_size: 8, learning_rate: 0.002,
+        assistant_only_loss: true, max_length: 256}
+\"\"\"), dataset=train, tokenizer=tokenizer)
+run.wait()
+run.state, run.df["loss"].iloc[[0, -1]].tolist()"""),
+    (MD, """Merging LoRA into a 4-bit base needs the weights dequantized first: `jp.merge` builds a
+full-precision copy, says how much memory that takes, and returns a plain model."""),
+    (CODE, """merged = jp.merge(qlora_model)
+type(merged).__name__, next(merged.parameters()).dtype"""),
+]
+
+DPO = [
+    (MD, """# Preference tuning with DPO
+
+DPO learns from pairs: for each prompt a chosen and a rejected answer. With a LoRA adapter the
+reference model is the same network with the adapter switched off, so no second copy of the
+weights is loaded. The dashboard adds DPO's rewards and margins."""),
+    (CODE, """%load_ext jupyter_peft
+import jupyter_peft as jp
+
+model, tokenizer = jp.demo.load()
+prefs = jp.demo.dataset("dpo")
+prefs[0]"""),
+    (CODE, """%%peft model
+method: lora
+r: 16
+target_modules: all-linear
+train: {trainer: dpo, dataset: prefs, max_steps: 30, per_device_train_batch_size: 8, learning_rate: 0.001, beta: 0.1, max_length: 256}"""),
+    (CODE, """peft_run.wait()
+frame = peft_run.df
+frame[["step", "loss", "rewards/accuracies", "rewards/margins"]].dropna().iloc[[0, -1]]"""),
+]
+
+NOTEBOOK_CELLS = {
+    "quickstart.ipynb": QUICKSTART,
+    "big_models.ipynb": BIG_MODELS,
+    "qlora.ipynb": QLORA,
+    "dpo.ipynb": DPO,
+}
+
+
+def build(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(src) if kind == MD else nbformat.v4.new_code_cell(src)
+                for kind, src in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(nb.cells):  # stable ids: rebuilding gives the same file
+        cell["id"] = f"cell-{i}"
+    return nb
+
+
+def main(check: bool = False) -> int:
+    stale = []
+    for name, cells in NOTEBOOK_CELLS.items():
+        text = nbformat.writes(build(cells)) + "\n"
+        path = NOTEBOOKS / name
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+    if stale:
+        print(f"stale notebooks (run python scripts/build_notebooks.py): {', '.join(stale)}")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(check="--check" in sys.argv))

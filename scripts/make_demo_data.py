@@ -54,7 +54,7 @@ def dpo_row(ex: dict[str, str], rng: random.Random) -> dict:
             key
         ]
         card[key] = rng.choice([v for v in pool if v != card[key]])
-        rejected = w.card_json(card)
+        rejected = w.card_text(card)
     return {"prompt": _user(ex["prompt"]), "chosen": _assistant(ex["card"]), "rejected": _assistant(rejected)}
 
 

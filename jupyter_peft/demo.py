@@ -11,8 +11,7 @@ tells stories and answers questions about them in prose. The task it lacks is th
 given a short story, answer with exactly
 
     name: Mia
-    animal: fox
-    color: blue
+    animal: blue fox
     place: river
 
 A short LoRA run (QUICKSTART) teaches it; `score` checks the cards field by field on held-out
@@ -30,7 +29,7 @@ MODEL_DIR = Path(__file__).parent / "demo_model"
 DATA_DIR = Path(__file__).parent / "demo_data"
 KINDS = ("sft", "dpo", "grpo")
 SPLITS = ("train", "test")
-CARD_KEYS = ("name", "animal", "color", "place")
+CARD_KEYS = ("name", "animal", "color", "place")  # the four facts a card is checked on
 
 # The quickstart's run, in a Plan's shape (the keys of a `%%peft` cell). Measured on 2 CPU cores
 # (tests/test_demo.py asserts the gain): see MEASURED.
@@ -44,7 +43,7 @@ QUICKSTART: dict[str, Any] = {
     # no saving and no reporting (train_config.defaults)
     "train": {
         "trainer": "sft",
-        "max_steps": 120,
+        "max_steps": 240,
         "per_device_train_batch_size": 8,
         "learning_rate": 2e-3,
         "lr_scheduler_type": "constant_with_warmup",
@@ -54,7 +53,11 @@ QUICKSTART: dict[str, Any] = {
         "seed": 0,
     },
 }
-MEASURED = "pending"
+MEASURED = (
+    "2 CPU cores, torch 2.13: base model 0.00 on the 100 held-out stories (it answers in prose, never "
+    "a card); after QUICKSTART's 240 steps (0.8 min of training) 1.00, and 0.00 with the adapter "
+    "switched off. 120 steps (24 s) reached 0.94."
+)
 
 
 def load(dtype: Any = None, quantization: Any = None, **kwargs: Any) -> tuple[Any, Any]:
@@ -134,12 +137,23 @@ def parse_card(text: str) -> dict[str, str] | None:
     return card or None
 
 
-def card_accuracy(text: str, truth: dict[str, Any]) -> float:
-    """Fraction of the four fields the reply gets right; 0 if the reply is not a card."""
+def card_facts(text: str) -> dict[str, str | None] | None:
+    """The four facts a card states (`animal: blue fox` is the color and the animal), or None
+    when the reply is not a card."""
     card = parse_card(text)
     if card is None:
+        return None
+    color, _, animal = (card.get("animal") or "").rpartition(" ")
+    return {"name": card.get("name"), "animal": animal or None, "color": color or None, "place": card.get("place")}
+
+
+def card_accuracy(text: str, truth: dict[str, Any]) -> float:
+    """Fraction of the four facts (name, animal, color, place) the reply gets right; 0 if the reply
+    is not a card."""
+    facts = card_facts(text)
+    if facts is None:
         return 0.0
-    return sum(card.get(k) == truth[k] for k in CARD_KEYS) / len(CARD_KEYS)
+    return sum(facts[k] == truth[k] for k in CARD_KEYS) / len(CARD_KEYS)
 
 
 def card_reward(

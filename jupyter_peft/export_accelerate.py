@@ -183,10 +183,13 @@ def memory_lines(source: Source, scale: Scale, model: Any) -> list[str]:
         return [f"per-GPU memory: no estimate ({type(err).__name__}: {err})"]
     share = per_gpu(step, scale.backend, scale.gpus * scale.machines, scale.offload)
     parts = ", ".join(f"{k} {_size(v)}" for k, v in share.breakdown.items() if v)
+    setup = f"jp.estimate, batch {step.setup.batch_size} x {step.setup.seq_len} tokens"
+    if share.processes == 1:
+        return [f"GPU memory (one process): ~{_size(share.bytes)} ({setup})", f"  {parts}"]
     return [
         f"per-GPU memory ({scale.backend}{' + CPU offload' if scale.offload else ''}, "
         f"{share.processes} processes): ~{_size(share.bytes)} (one process alone: "
-        f"{_size(step.total_bytes)}; jp.estimate, batch {step.setup.batch_size} x {step.setup.seq_len} tokens)",
+        f"{_size(step.total_bytes)}; {setup})",
         f"  per GPU: {parts}",
     ]
 

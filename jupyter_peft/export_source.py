@@ -221,10 +221,12 @@ def _reward_funcs(train: dict[str, Any], user_ns: dict[str, Any]) -> list[tuple[
 def _base(plan: Plan, model: Any, base: str | None) -> str:
     """The path or hub id the script loads: the argument, the plan's `base:`, or the name the
     model was loaded from."""
+    from .loading import source_path
+
     if base:
-        return str(base)
+        return source_path(str(base))
     if plan.base:
-        return plan.base
+        return source_path(plan.base)
     name = _base_model(model)
     name = getattr(name, "name_or_path", None) or getattr(getattr(name, "config", None), "_name_or_path", None)
     if name:

@@ -1,6 +1,7 @@
 """Loading the base model a plan names (`base:`), quantized when the plan says so.
 
-`base:` is a local folder (what `save_pretrained` writes) or a hub id. A 4-bit or 8-bit plan
+`base:` is a local folder (what `save_pretrained` writes), a hub id, or `demo` (the demo model
+that ships in the package, `jp.demo.MODEL_DIR`). A 4-bit or 8-bit plan
 loads through bitsandbytes (`BitsAndBytesConfig` from the plan's bnb_* options) onto one
 device: the GPU when there is one, else the CPU.
 """
@@ -66,9 +67,19 @@ def require_bitsandbytes(quant: str) -> None:
         raise PlanError(f"a {quant} base needs bitsandbytes: {INSTALL_HINT}", key="quantization") from None
 
 
+def source_path(base: str) -> str:
+    """What `base:` names as something `from_pretrained` loads: `demo` is the packaged demo model's
+    folder, anything else is itself."""
+    if base == "demo":
+        from .demo import MODEL_DIR
+
+        return str(MODEL_DIR)
+    return base
+
+
 def _check_source(base: str) -> str:
     """The folder (expanded) or hub id to load; PlanError for a path that is not a model folder."""
-    path = os.path.expanduser(base)
+    path = os.path.expanduser(source_path(base))
     where: dict[str, Any] = {"key": "base", "value": base}
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "config.json")):

@@ -14,8 +14,24 @@ from pathlib import Path
 
 import nbformat
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from jupyter_peft import demo  # noqa: E402  (light: no torch at import)
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 MD, CODE = "md", "code"
+
+
+
+def plan_yaml(plan: dict, **train_extra: object) -> str:
+    """A plan mapping as the YAML a `%%peft` cell holds (one level of `train:` nesting)."""
+    lines = [f"{k}: {v}" for k, v in plan.items() if k != "train"]
+    train = dict(plan.get("train", {}))
+    train = {"trainer": train.pop("trainer", "sft"), **train_extra, **train} if train or train_extra else {}
+    if train:
+        lines.append("train:")
+        lines += [f"  {k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in train.items()]
+    return "\n".join(lines)
+
 
 QUICKSTART = [
     (MD, """# jupyter_peft quickstart
@@ -28,8 +44,9 @@ the small demo model that ships with the package."""),
     (MD, """## The model and the task
 
 The demo model is a 4.7M-parameter Llama, pretrained on a small world of children's stories.
-It tells stories, but it has never been asked for a *story card*: the story's facts as one line
-of JSON. That is the skill we teach it."""),
+It tells stories and answers questions about them, but it has never been asked for a *story
+card*: the story's facts as four `key: value` lines (name, animal, color, place). That is the
+skill we teach it."""),
     (CODE, """model, tokenizer = jp.demo.load()
 train = jp.demo.dataset("sft")
 train[0]["messages"]"""),
@@ -47,11 +64,7 @@ the chart and the memory estimate follow every click, and **Write cell** puts th
     (CODE, "%peft model"),
     (MD, """The same plan as text. Re-running the cell replaces the adapter, it never stacks a
 second one."""),
-    (CODE, """%%peft model
-method: lora
-r: 16
-lora_alpha: 32
-target_modules: all-linear"""),
+    (CODE, "%%peft model\n" + plan_yaml({k: v for k, v in demo.QUICKSTART.items() if k != "train"})),
     (MD, "What one training step will take on a GPU, before anything runs:"),
     (CODE, "%peft estimate model --batch 8 --seq 256 --gpu T4"),
     (MD, """## Train in the background
@@ -59,31 +72,17 @@ target_modules: all-linear"""),
 A `train:` block starts TRL's SFT trainer in a background thread: the cell returns at once and
 the dashboard streams loss, learning rate, grad norm, throughput and memory. **Stop** saves the
 adapter; so does an interrupt of the kernel."""),
-    (CODE, """%%peft model
-method: lora
-r: 16
-lora_alpha: 32
-target_modules: all-linear
-train:
-  trainer: sft
-  dataset: train
-  max_steps: 120
-  per_device_train_batch_size: 8
-  learning_rate: 0.002
-  lr_scheduler_type: constant_with_warmup
-  warmup_steps: 10
-  assistant_only_loss: true
-  max_length: 256
-  seed: 0"""),
+    (CODE, "%%peft model\n" + plan_yaml(demo.QUICKSTART, dataset="train")),
     (MD, "The notebook stays usable while it trains:"),
     (CODE, "peft_run.state, peft_run.step"),
-    (CODE, "peft_run.wait()\npeft_run.df.tail(3)"),
+    (CODE, """peft_run.wait()
+peft_run.df[["step", "loss", "mean_token_accuracy"]].dropna().iloc[::40]"""),
     (MD, "## Use the result at once"),
     (CODE, """print("tuned:", jp.demo.ask(peft_model, tokenizer, story)[0])
 tuned_score = jp.demo.score(peft_model, tokenizer)
 print(f"story-card accuracy: base {base_score:.2f} -> tuned {tuned_score:.2f}")"""),
-    (MD, "Side by side with the adapter switched off:"),
-    (CODE, "peft_run.compare(story)"),
+    (MD, "Side by side with the adapter switched off (a prompt is text, or chat messages as here):"),
+    (CODE, """peft_run.compare([{"role": "user", "content": story}])"""),
     (MD, """## Keep it
 
 The run folder already holds the adapter (safetensors), the history and the plan. Save it
@@ -149,10 +148,10 @@ The plan becomes a standalone script, a TRL config and an `accelerate` config (h
 method: lora
 r: 16
 target_modules: all-linear
-train: {trainer: sft, per_device_train_batch_size: 1, max_length: 4096}
+train: {trainer: sft, per_device_train_batch_size: 1, max_length: 4096, bf16: true}
 \"\"\")
 peft_model = jp.apply(plan, model)
-out = jp.export(plan, "export-70b", format="accelerate", model=peft_model, base="meta-llama/Meta-Llama-3-70B",
+out = jp.export(plan, "fsdp-8gpu.yaml", format="accelerate", model=peft_model, base="meta-llama/Meta-Llama-3-70B",
                 gpus=8, backend="fsdp")
 print("\\n".join(out.commands + out.notes))"""),
 ]
@@ -166,13 +165,14 @@ and applies the adapter in one cell. bitsandbytes runs this on CPU too."""),
     (CODE, """%load_ext jupyter_peft
 import jupyter_peft as jp
 
-demo_folder = str(jp.demo.MODEL_DIR)   # any local folder or hub id works the same
 train = jp.demo.dataset("sft")"""),
+    (MD, """`base: demo` is the packaged demo model; a local folder or a hub id works the same. The cell
+binds `model` and `tokenizer` to what it loaded, and the adapted model to `qlora_model`."""),
     (CODE, """%%peft --as qlora_model
 method: qlora
 r: 16
 target_modules: all-linear
-base: {demo_folder}
+base: demo
 bnb_4bit_quant_type: nf4
 bnb_4bit_use_double_quant: true"""),
     (MD, "The map shows the 4-bit layers with their real storage:"),
@@ -208,10 +208,21 @@ prefs[0]"""),
 method: lora
 r: 16
 target_modules: all-linear
-train: {trainer: dpo, dataset: prefs, max_steps: 30, per_device_train_batch_size: 8, learning_rate: 0.001, beta: 0.1, max_length: 256}"""),
+train:
+  trainer: dpo
+  dataset: prefs
+  max_steps: 30
+  per_device_train_batch_size: 8
+  learning_rate: 0.001
+  beta: 0.1
+  max_length: 256"""),
     (CODE, """peft_run.wait()
 frame = peft_run.df
 frame[["step", "loss", "rewards/accuracies", "rewards/margins"]].dropna().iloc[[0, -1]]"""),
+    (MD, """The margin is how much more likely the adapter makes the chosen answer than the reference
+does. The chosen answers are story cards, so the adapter now answers with one:"""),
+    (CODE, """held_out = jp.demo.dataset("dpo", split="test")[0]["prompt"]   # chat messages
+peft_run.compare(held_out)"""),
 ]
 
 NOTEBOOK_CELLS = {

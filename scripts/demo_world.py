@@ -6,7 +6,7 @@ same language:
 - `pretrain_demo.py` pretrains on `corpus()`: stories, animal facts, `key: value` fact records and chats
   (story requests, fact questions, reading questions answered in plain prose);
 - `make_demo_data.py` writes the fine-tuning sets from `card_example()`: the *story card*, four
-  `key: value` lines (name, animal, color, place) for a short story. The base model reads
+  `key: value` lines (name, animal with its colour, place) for a short story. The base model reads
   stories and answers in prose, but it never saw a story card: that format is what a short LoRA
   run teaches it, and it is checked field by field.
 
@@ -154,7 +154,7 @@ HIDES = [
 LOOKS = ["big", "small", "old", "new", "shiny", "soft", "little"]
 WEATHER = ["sunny", "windy", "rainy", "cold", "warm", "bright"]
 TRAITS = ["kind", "brave", "happy", "curious", "gentle", "clever", "little"]
-CARD_KEYS = ("name", "animal", "color", "place")
+CARD_KEYS = ("name", "animal", "color", "place")  # the facts a card states
 
 
 def a(word: str) -> str:
@@ -443,10 +443,18 @@ CARD_ASKS = [
 
 
 def card_text(card: dict[str, str]) -> str:
-    """The card as `key: value` lines (valid YAML). Not JSON: byte-level BPE gives `"blue"` a token
-    other than the ` blue` of the story, and the small model could not learn to pair them in a
-    short run; here every value is the very token the story uses."""
-    return "\n".join(f"{k}: {card[k]}" for k in CARD_KEYS)
+    """The card as `key: value` lines (valid YAML), the animal as the story says it:
+
+        name: Kate
+        animal: white goat
+        place: barn
+
+    Not JSON: byte-level BPE gives `"blue"` a token other than the ` blue` of the story. And not a
+    `color:` line of its own: the pretrained model copies "white goat" as one phrase (from
+    "white" the next word follows), but a bare `animal:` line it filled with a likely animal
+    instead of the story's, however long the LoRA run (7% right after 240 steps, vs 100% this way).
+    """
+    return f"name: {card['name']}\nanimal: {card['color']} {card['animal']}\nplace: {card['place']}"
 
 
 def card_example(rng: random.Random, c: Cast) -> dict[str, str]:

@@ -14,13 +14,23 @@ summation order) the same weights:
 4. saves weights as bf16 safetensors (half the size; `jupyter_peft.demo.load` upcasts to fp32)
    with the tokenizer and a generation config that stops at `<|end|>`.
 
-Settings of the shipped model: vocab 2048, hidden 256, 6 layers, 8 heads / 4 KV heads, MLP 704,
-5.2 M parameters (tied embeddings), 500 steps x 32 blocks x 256 tokens = 4.1 M tokens (about one pass over the corpus),
-AdamW lr 2e-3 (50 warmup steps, cosine to 10%), weight decay 0.1, grad clip 1.
-Time: see RUN_LOG below (2 CPU cores, torch 2.13 CPU).
+Settings of the shipped model: byte-level BPE asked for VOCAB=2048 tokens (the corpus's words
+give 1188), hidden 256, 6 layers, 8 heads / 4 KV heads, MLP 704, 4.73 M parameters (tied
+embeddings); 1800 steps x 16 blocks x 256 tokens = 7.4 M tokens (about one pass over the 7.6 M
+token corpus of 100,000 documents); AdamW lr 2e-3 (50 warmup steps, cosine to 10%), weight decay
+0.1, grad clip 1.
 
-RUN_LOG (filled in from the run that produced the shipped weights):
-    pending
+RUN_LOG of the run that produced the shipped weights (2 CPU cores, torch 2.13 CPU, sharing the
+cores with other work part of the time):
+    corpus: 100000 docs, 7.6 M tokens, vocab 1188, 15s
+    step     0  loss 7.128   step 300  loss 0.705   step 900  loss 0.495   step 1799  loss 0.402
+    pretraining took 20.3 min; total 20.5 min; saved 9.5 MB
+    reading probe (next-token accuracy on fresh stories): name 1.00, animal 1.00, place 1.00,
+      color 0.08 ("What color is the goat?" needs the word *before* "goat": not learned; the
+      story card therefore asks for "animal: white goat", which it copies forward)
+    samples: coherent stories ("Tell me a story about Mia and a blue fox." -> a story with Mia
+      and the blue fox), "What does a duck say?" -> "A duck says quack." (20/20 animals), but
+      "What do rabbits eat?" -> "Frogs like to eat flies." (1/20: that pattern did not stick)
 """
 
 from __future__ import annotations

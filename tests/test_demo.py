@@ -14,7 +14,7 @@ from jupyter_peft import demo
 # The measured effect of demo.QUICKSTART on 2 CPU cores (see demo.MEASURED); the asserts leave room
 # for run-to-run noise in float summation, not for a different outcome.
 BASE_AT_MOST = 0.1
-TUNED_AT_LEAST = 0.8
+TUNED_AT_LEAST = 0.9
 
 
 @pytest.fixture
@@ -23,10 +23,22 @@ def offline(monkeypatch):
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
 
 
-def test_model_folder_is_small_and_safetensors():
-    files = {p.name: p.stat().st_size for p in demo.MODEL_DIR.iterdir()}
-    assert "model.safetensors" in files and "tokenizer.json" in files
-    assert sum(files.values()) < 20 * 2**20, files
+def test_the_wheel_carries_the_demo_and_stays_small(tmp_path):
+    """The built wheel holds the model (safetensors) and the data, and stays under 20 MB."""
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path)], check=True)
+    (wheel,) = tmp_path.glob("jupyter_peft-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("model.safetensors", "tokenizer.json", "config.json", "chat_template.jinja"):
+        assert f"jupyter_peft/demo_model/{name}" in names
+    assert {f"jupyter_peft/demo_data/{k}_{s}.jsonl" for k in demo.KINDS for s in demo.SPLITS} <= names
+    assert wheel.stat().st_size < 20 * 10**6, wheel.stat().st_size
 
 
 def test_load_offline_gives_a_coherent_fp32_model(offline):
@@ -35,8 +47,9 @@ def test_load_offline_gives_a_coherent_fp32_model(offline):
     assert {p.dtype for p in model.parameters()} == {__import__("torch").float32}
     assert tokenizer.eos_token == "<|end|>" and "{% generation %}" in tokenizer.chat_template
     # it knows its world and answers in prose; it has no notion of story cards
-    facts = demo.ask(model, tokenizer, ["What does a cow say?", "What do rabbits eat?"])
-    assert facts == ["A cow says moo.", "Rabbits like to eat carrots."]
+    sounds = {"cow": "moo", "duck": "quack", "owl": "hoot", "frog": "ribbit", "bee": "buzz", "horse": "neigh"}
+    facts = demo.ask(model, tokenizer, [f"What does a {animal} say?" for animal in sounds])
+    assert facts == [f"A {animal} says {sound}." for animal, sound in sounds.items()]
     story = demo.ask(model, tokenizer, "Tell me a story about Mia and a blue fox.", max_new_tokens=120)[0]
     assert "Mia" in story and "blue fox" in story and story.endswith("."), story
 
@@ -97,10 +110,12 @@ def test_dataset_rejects_unknown_kind_and_split():
 
 def test_card_check_and_reward():
     truth = {"name": "Mia", "animal": "fox", "color": "blue", "place": "river"}
-    good = "name: Mia\nanimal: fox\ncolor: blue\nplace: river"
-    assert demo.parse_card(good) == truth
+    good = "name: Mia\nanimal: blue fox\nplace: river"
+    assert demo.parse_card(good) == {"name": "Mia", "animal": "blue fox", "place": "river"}
+    assert demo.card_facts(good) == truth
     assert demo.card_accuracy(good, truth) == 1.0
     assert demo.card_accuracy(good.replace("blue", "red"), truth) == 0.75
+    assert demo.card_accuracy("name: Mia\nanimal: fox\nplace: river", truth) == 0.75  # no color given
     assert demo.card_accuracy("name: Mia\nplace: river", truth) == 0.5
     assert demo.card_accuracy("Mia meets a blue fox by the river.", truth) == 0.0
     assert demo.card_accuracy("name: Mia\nand then a fox", truth) == 0.0
@@ -140,3 +155,15 @@ def test_quickstart_run_improves_the_held_out_score(offline, tmp_path):
     assert base <= BASE_AT_MOST
     assert tuned >= TUNED_AT_LEAST
     assert off <= BASE_AT_MOST  # the gain lives in the adapter, not in the base weights
+
+
+def test_base_demo_names_the_packaged_model(offline, tmp_path):
+    """`base: demo` in a plan loads the demo model (the quickstart and the QLoRA notebook use it),
+    and an export of such a plan loads the same folder."""
+    from jupyter_peft.loading import load_base
+
+    plan = jp.Plan.from_yaml("method: lora\nr: 4\ntarget_modules: [q_proj]\nbase: demo")
+    model, tokenizer = load_base(plan)
+    assert model.config.vocab_size == len(tokenizer) and tokenizer.chat_template
+    jp.export(plan, tmp_path / "train.py", model=jp.apply(plan, model))
+    assert repr(str(demo.MODEL_DIR)) in (tmp_path / "train.py").read_text()

@@ -150,10 +150,12 @@ class Job:
     def notes(self) -> list[str]:
         """What to know before running: defaults taken, scale, memory per GPU."""
         from .export_accelerate import memory_lines, notes
+        from .train_config import cuda_here
 
         out = [*self.source.notes, *notes(self.source, self.scale)]
         out += memory_lines(self.source, self.scale, self.model)
-        if self.source.on_gpu and not _has_cuda():
+        kwargs = self.source.train_kwargs
+        if self.source.on_gpu and not cuda_here() and not (kwargs.get("bf16") or kwargs.get("fp16")):
             out.append(
                 "bf16 is off: this machine has no GPU to check it on; add `bf16: true` to train: for "
                 "Ampere or newer GPUs"
@@ -208,12 +210,6 @@ class Job:
             if value is not None and not isinstance(value, (str, os.PathLike)):
                 written.append(_write_data(value, self.folder / f"data/{split}.{self.data_format}"))
         return written
-
-
-def _has_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _plan_and_model(plan: Any, model: Any) -> tuple[Any, Any]:

@@ -176,8 +176,27 @@ def trainer_config(
     _, config_cls = TRAINERS[name].load()
     fields_ = {k: v for k, v in train.items() if k not in RUN_KEYS}
     kwargs = trainer_kwargs(train, output_dir, on_gpu, method, **overrides)
+    # A config for GPUs written on a machine without one (an export): TRL would refuse bf16/fp16
+    # for want of this machine's GPU, so it checks the rest and the flags are set back after.
+    elsewhere = {}
+    if on_gpu and not cuda_here():
+        elsewhere = {k: kwargs[k] for k in ("bf16", "fp16") if kwargs.get(k)}
+        kwargs.update(dict.fromkeys(elsewhere, False))  # False, not absent: TRL's own default is bf16
     try:
-        return config_cls(**kwargs)
+        config = config_cls(**kwargs)
     except (ValueError, TypeError) as err:
-        key = next((k for k, v in fields_.items() if k in str(err) or f"{v}" in str(err)), None)
-        raise PlanError(f"TRL rejects this {name} config: {err}", key=f"train.{key}" if key else "train") from None
+        message = str(err)
+        key = next((k for k in fields_ if k in message), None) or next(
+            (k for k, v in fields_.items() if len(f"{v}") > 2 and f"{v}" in message), None
+        )
+        raise PlanError(f"TRL rejects this {name} config: {message}", key=f"train.{key}" if key else "train") from None
+    for key, value in elsewhere.items():
+        setattr(config, key, value)
+    return config
+
+
+def cuda_here() -> bool:
+    """Whether this machine has a CUDA GPU (torch imported on first use)."""
+    import torch
+
+    return bool(torch.cuda.is_available())

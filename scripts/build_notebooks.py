@@ -45,8 +45,8 @@ the small demo model that ships with the package."""),
 
 The demo model is a 4.7M-parameter Llama, pretrained on a small world of children's stories.
 It tells stories and answers questions about them, but it has never been asked for a *story
-card*: the story's facts as four `key: value` lines (name, animal, color, place). That is the
-skill we teach it."""),
+card*: the story's facts as three `key: value` lines, like `name: Kate`, `animal: white goat`,
+`place: barn`. That is the skill we teach it; the score checks name, animal, color and place."""),
     (CODE, """model, tokenizer = jp.demo.load()
 train = jp.demo.dataset("sft")
 train[0]["messages"]"""),

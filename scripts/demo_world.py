@@ -5,7 +5,7 @@ same language:
 
 - `pretrain_demo.py` pretrains on `corpus()`: stories, animal facts, `key: value` fact records and chats
   (story requests, fact questions, reading questions answered in plain prose);
-- `make_demo_data.py` writes the fine-tuning sets from `card_example()`: the *story card*, four
+- `make_demo_data.py` writes the fine-tuning sets from `card_example()`: the *story card*, three
   `key: value` lines (name, animal with its colour, place) for a short story. The base model reads
   stories and answers in prose, but it never saw a story card: that format is what a short LoRA
   run teaches it, and it is checked field by field.

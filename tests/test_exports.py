@@ -109,6 +109,18 @@ def test_script_spells_out_resolved_ranks_and_only_non_defaults(base, tmp_path):
     assert "It adapts 14 modules: self_attn.q_proj x2" in text
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the case of a machine without a GPU")
+def test_a_bf16_plan_for_gpus_exports_from_a_machine_without_one(base, tmp_path):
+    """TRL refuses bf16 where there is no GPU; an export for GPUs is checked without that one
+    hardware check, and says nothing about bf16 being off."""
+    plan = jp.Plan.from_yaml("r: 4\ntarget_modules: [q_proj]\ntrain: {trainer: sft, bf16: true}\n")
+    model = load(base)
+    jp.apply(plan, model)
+    out = exports.export(plan, tmp_path / "accelerate.yaml", "accelerate", model=model, gpus=2)
+    assert "mixed_precision: bf16" in (tmp_path / "accelerate.yaml").read_text()
+    assert not [n for n in out.notes if "bf16 is off" in n]
+
+
 def test_grpo_script_carries_the_notebooks_reward_function(base, tmp_path):
     def length_reward(completions, **kwargs):
         return [-abs(20 - len(c)) for c in completions]
@@ -190,6 +202,7 @@ def launch(command: str, cwd, timeout: int = 300) -> subprocess.CompletedProcess
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+        _kill_strays(cwd)  # first: a worker in its own session still holds the output pipes open
         out, err = proc.communicate()
         raise AssertionError(f"{command!r} ran past {timeout} s:\n{out[-2000:]}\n{err[-2000:]}") from None
     finally:

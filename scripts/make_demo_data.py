@@ -2,8 +2,8 @@
 
     python scripts/make_demo_data.py
 
-The task is the *story card* (see `demo_world.py`): read a short story, answer with
-`{"name": ..., "animal": ..., "color": ..., "place": ...}`. Files, one row per line:
+The task is the *story card* (see `demo_world.card_text`): read a short story, answer with
+`name: Kate` / `animal: white goat` / `place: barn` lines. Files, one row per line:
 
     sft_{train,test}.jsonl   messages: [user: request + story, assistant: card]
     dpo_{train,test}.jsonl   prompt: [user], chosen: [assistant: card],

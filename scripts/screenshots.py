@@ -23,6 +23,31 @@ CELLS = [
 ]
 
 
+def take(lab_page, folder: Path, grow_ms: int = 25_000) -> tuple[Path, Path]:
+    """Open the tour notebook on `lab_page` (a `lab.LabPage`), screenshot the studio and, after
+    `grow_ms` of training, the dashboard into `folder`; the run is stopped after. The browser
+    test (tests/test_screenshots_browser.py) runs this same code."""
+    page = lab_page.page
+    notebook = lab_page.open(lab_page.lab.notebook("tour.ipynb", CELLS))
+    notebook.run_cell(0, timeout=180_000)
+    notebook.run_cell(1)
+    page.wait_for_selector(".jp-peft-studio .main-svg", timeout=120_000)
+    page.wait_for_function(  # the memory panel shows a finished estimate (it comes off the click path)
+        "() => { const p = document.querySelector('.jp-peft-studio .jp-peft-memory');"
+        " return p && p.dataset.state === 'ready' && !p.classList.contains('jp-peft-pending'); }",
+        timeout=120_000,
+    )
+    page.wait_for_timeout(1000)  # let the chart settle
+    studio, dashboard = folder / "studio.png", folder / "dashboard.png"
+    page.locator(".jp-peft-studio").first.screenshot(path=str(studio))
+    notebook.run_cell(2)
+    page.wait_for_selector(".jp-peft-dashboard .jp-peft-chart .main-svg", timeout=120_000)
+    page.wait_for_timeout(grow_ms)  # let the curves grow
+    page.locator(".jp-peft-dashboard").first.screenshot(path=str(dashboard))
+    notebook.kernel_eval("peft_run.stop().wait(120)")
+    return studio, dashboard
+
+
 def main() -> None:
     import lab as harness
     from playwright.sync_api import sync_playwright
@@ -33,23 +58,12 @@ def main() -> None:
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=harness.CHROMIUM, args=harness.CHROMIUM_ARGS)
-            page = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
-            notebook = harness.LabPage(server, page).open(server.notebook("tour.ipynb", CELLS))
-            notebook.run_cell(0, timeout=180_000)
-            notebook.run_cell(1)
-            page.wait_for_selector(".jp-peft-studio .jp-peft-memory .jp-peft-bar, .jp-peft-studio .main-svg",
-                                   timeout=120_000)
-            page.wait_for_timeout(4000)  # the memory estimate arrives off the click path
-            page.locator(".jp-peft-studio").first.screenshot(path=str(docs / "studio.png"))
-            notebook.run_cell(2)
-            page.wait_for_selector(".jp-peft-dashboard .jp-peft-chart .main-svg", timeout=120_000)
-            page.wait_for_timeout(25_000)  # let the curves grow
-            page.locator(".jp-peft-dashboard").first.screenshot(path=str(docs / "dashboard.png"))
-            notebook.kernel_eval("peft_run.stop().wait(120)")
+            page = browser.new_context(viewport={"width": 1500, "height": 1500}).new_page()
+            written = take(harness.LabPage(server, page), docs)
             browser.close()
     finally:
         server.stop()
-    print(f"wrote {docs / 'studio.png'} and {docs / 'dashboard.png'}")
+    print("wrote " + " and ".join(str(path) for path in written))
 
 
 if __name__ == "__main__":

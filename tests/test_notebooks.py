@@ -87,9 +87,11 @@ def test_qlora_trains_on_a_4bit_base(tmp_path):
     assert "merge: a bfloat16 copy" in merged and "'LlamaForCausalLM'" in merged, merged
 
 
-def test_dpo_trains_with_rewards(tmp_path):
+def test_dpo_trains_and_the_held_out_margin_grows(tmp_path):
     cells = run("dpo.ipynb", tmp_path)
-    assert "rewards/margins" in text(cell_with(cells, "peft_run.wait()"))
+    frame = cell_with(cells, "peft_run.wait()")
+    margins = [float(line.split()[-1]) for line in text(frame).splitlines()[1:]]
+    assert len(margins) == 3 and margins[-1] > margins[0] > 0, text(frame)
 
 
 def test_notebooks_are_generated_and_committed_without_outputs():

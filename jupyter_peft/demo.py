@@ -71,38 +71,45 @@ def load(dtype: Any = None, quantization: Any = None, **kwargs: Any) -> tuple[An
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from ._hardware import default_device_map
+
     dtype = torch.float32 if dtype is None else dtype
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     quant = _quantization_config(quantization, dtype)
     if quant is not None:
         kwargs["quantization_config"] = quant
         # bitsandbytes places the layers itself; without a device map it would wait for .to()
-        kwargs.setdefault("device_map", "auto" if torch.cuda.is_available() else "cpu")
+        kwargs.setdefault("device_map", default_device_map())
     model = AutoModelForCausalLM.from_pretrained(MODEL_DIR, dtype=dtype, local_files_only=True, **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR, local_files_only=True)
     return model, tokenizer
 
 
 def _quantization_config(quantization: Any, dtype: Any) -> Any:
+    """The BitsAndBytesConfig for `quantization`, built as a plan's `quantization:` is
+    (loading.quantization_config), with 4-bit compute in the dtype the model loads in."""
     if quantization is None or quantization == "none":
         return None
     from transformers import BitsAndBytesConfig
 
     if isinstance(quantization, BitsAndBytesConfig):
         return quantization
+    if quantization not in ("4bit", "8bit"):
+        raise ValueError(
+            f"quantization={quantization!r} is not valid: use None, 'none', '4bit', '8bit' "
+            "or a transformers.BitsAndBytesConfig"
+        )
+    from .loading import quantization_config
+    from .plan import Plan
+
+    options: dict[str, Any] = {"quantization": quantization}
     if quantization == "4bit":
-        return BitsAndBytesConfig(
-            load_in_4bit=True,
+        options.update(
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_compute_dtype=str(dtype).removeprefix("torch."),
         )
-    if quantization == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    raise ValueError(
-        f"quantization={quantization!r} is not valid: use None, 'none', '4bit', '8bit' "
-        "or a transformers.BitsAndBytesConfig"
-    )
+    return quantization_config(Plan.from_dict(options))
 
 
 def dataset(kind: str = "sft", split: str = "train") -> Any:

@@ -149,8 +149,8 @@ class Job:
 
     def notes(self) -> list[str]:
         """What to know before running: defaults taken, scale, memory per GPU."""
+        from ._hardware import cuda_here
         from .export_accelerate import memory_lines, notes
-        from .train_config import cuda_here
 
         out = [*self.source.notes, *notes(self.source, self.scale)]
         out += memory_lines(self.source, self.scale, self.model)

@@ -83,9 +83,9 @@ def resolve(
 
     plan = as_plan(plan)
     if on_gpu is None:
-        import torch
+        from ._hardware import cuda_here
 
-        on_gpu = torch.cuda.is_available()
+        on_gpu = cuda_here()
     notes: list[str] = []
     train = plan.train
     if train is None:

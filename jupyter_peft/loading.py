@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from ._errors import PlanError
+from ._hardware import bf16_gpu, default_device_map
 
 INSTALL_HINT = "pip install 'jupyter-peft[quant]'"
 
@@ -25,7 +26,7 @@ def load_base(plan: Any, device_map: Any = None) -> tuple[Any, Any]:
     quant = quantization_config(plan)
     kwargs: dict[str, Any] = {}
     if quant is not None or device_map is not None:
-        kwargs["device_map"] = device_map if device_map is not None else _device_map()
+        kwargs["device_map"] = device_map if device_map is not None else default_device_map()
     if quant is not None:
         kwargs["quantization_config"] = quant
     try:
@@ -50,7 +51,7 @@ def quantization_config(plan: Any) -> Any:
     from transformers import BitsAndBytesConfig
 
     options = dict(plan.quant_options)
-    if quant == "4bit" and "bnb_4bit_compute_dtype" not in options and _bf16_gpu():
+    if quant == "4bit" and "bnb_4bit_compute_dtype" not in options and bf16_gpu():
         options["bnb_4bit_compute_dtype"] = "bfloat16"
     if "bnb_4bit_compute_dtype" in options:
         options["bnb_4bit_compute_dtype"] = getattr(torch, options["bnb_4bit_compute_dtype"])
@@ -113,14 +114,3 @@ def _tokenizer(source: str) -> Any:
 def _first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
-
-def _device_map() -> Any:
-    import torch
-
-    return {"": 0} if torch.cuda.is_available() else "cpu"
-
-
-def _bf16_gpu() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ._errors import PlanError, unknown
+from ._hardware import bf16_gpu, cuda_here
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def defaults(trainer: str, on_gpu: bool, method: str | None = None) -> dict[str,
         "disable_tqdm": True,
         # the dashboard flags a NaN/inf loss the step it appears; transformers would hide it
         "logging_nan_inf_filter": False,
-        "bf16": on_gpu and _bf16_supported(),
+        "bf16": on_gpu and bf16_gpu(),
         "fp16": False,
         # transformers 5 renamed gradient_checkpointing; set whichever this version has
         "activation_checkpointing" if "activation_checkpointing" in known else "gradient_checkpointing": on_gpu
@@ -148,21 +149,13 @@ def defaults(trainer: str, on_gpu: bool, method: str | None = None) -> dict[str,
     return {k: v for k, v in chosen.items() if k in known}
 
 
-def _bf16_supported() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-
-
 def trainer_kwargs(
     train: dict[str, Any], output_dir: str, on_gpu: bool | None = None, method: str | None = None, **overrides: Any
 ) -> dict:
     """The keyword arguments `trainer_config` gives TRL's config class: our defaults, then the
     plan's fields, then `overrides` (the export writes exactly these into a script)."""
-    import torch
-
     name = train.get("trainer", "sft")
-    gpu = torch.cuda.is_available() if on_gpu is None else on_gpu
+    gpu = cuda_here() if on_gpu is None else on_gpu
     fields_ = {k: v for k, v in train.items() if k not in RUN_KEYS}
     return {**defaults(name, gpu, method), **fields_, **overrides, "output_dir": str(output_dir)}
 
@@ -194,9 +187,3 @@ def trainer_config(
         setattr(config, key, value)
     return config
 
-
-def cuda_here() -> bool:
-    """Whether this machine has a CUDA GPU (torch imported on first use)."""
-    import torch
-
-    return bool(torch.cuda.is_available())

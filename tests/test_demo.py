@@ -133,20 +133,13 @@ def test_quickstart_is_a_valid_plan():
 
 def test_quickstart_run_improves_the_held_out_score(offline, tmp_path):
     """The quality claim, measured: base model vs the quickstart's LoRA SFT run, same held-out stories."""
-    from trl import SFTTrainer
-
-    from jupyter_peft.train_config import trainer_config
-
     model, tokenizer = demo.load()
     base = demo.score(model, tokenizer)
     plan = jp.Plan.from_dict(demo.QUICKSTART)
     peft_model = jp.apply(plan, model)
-    args = trainer_config(plan.train, str(tmp_path), on_gpu=False)
-    trainer = SFTTrainer(
-        model=peft_model, args=args, train_dataset=demo.dataset("sft"), processing_class=tokenizer
-    )
     start = time.time()
-    trainer.train()
+    run = jp.train(peft_model, plan, dataset=demo.dataset("sft"), tokenizer=tokenizer, runs_dir=tmp_path)
+    assert run.wait() == "finished" and run.step == plan.train["max_steps"]
     minutes = (time.time() - start) / 60
     tuned = demo.score(peft_model, tokenizer)
     with peft_model.disable_adapter():

@@ -85,7 +85,7 @@ def save_model(folder: Path, size: str, gpu: bool) -> str:
 def run(kind: str, folder: str, out: Path, gpu: bool, steps: int) -> dict:
     import jupyter_peft as jp
     from jupyter_peft import kbit
-    from jupyter_peft.loading import load_base
+    from jupyter_peft.quant.loading import load_base
 
     plan = jp.Plan.from_yaml(f"base: {folder}\n{BASES[kind]}")
     if gpu:
@@ -113,7 +113,7 @@ def train(peft_model, tokenizer, out: Path, gpu: bool, steps: int):
     from datasets import Dataset
     from transformers import PrinterCallback
 
-    from jupyter_peft.train_config import TRAINERS, trainer_config
+    from jupyter_peft.plan.train_config import TRAINERS, trainer_config
 
     text = " ".join(tiny._CORPUS)
     data = Dataset.from_dict({"text": [text[i:] + text[:i] for i in range(0, 96 * 7, 7)]})
@@ -134,7 +134,7 @@ def round_trip(peft_model, plan, out: Path, gpu: bool) -> bool:
     from peft import PeftModel
 
     from jupyter_peft import kbit
-    from jupyter_peft.loading import load_base
+    from jupyter_peft.quant.loading import load_base
 
     fresh, _ = load_base(plan, device_map={"": 0} if gpu else "cpu")
     kbit.prepare(fresh, checkpointing=False)  # as the trained base was: its bf16 norms upcast to fp32

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 import jupyter_peft as jp
-from jupyter_peft.skeletons import skeleton
+from jupyter_peft.demo.skeletons import skeleton
 
 
 def best(fn, repeat: int = 5) -> float:

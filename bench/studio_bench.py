@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 warnings.filterwarnings("ignore")
 
-MODEL_CODE = "from jupyter_peft.skeletons import skeleton\nmodel = skeleton('llama-3-70b')"
+MODEL_CODE = "from jupyter_peft.demo.skeletons import skeleton\nmodel = skeleton('llama-3-70b')"
 
 
 def timed(fn, repeat: int = 5) -> float:
@@ -60,7 +60,7 @@ def python_side() -> dict:
     from peft import LoraConfig, get_peft_model
 
     import jupyter_peft as jp
-    from jupyter_peft.counting import meta_twin
+    from jupyter_peft.model.counting import meta_twin
 
     ns: dict = {}
     exec(MODEL_CODE, ns)

@@ -26,22 +26,22 @@ __version__ = "0.1.0"
 # like a public function (`inspect`, `apply`, `train`, `export`): importing a submodule sets
 # the package attribute of its name, which would shadow the function.
 _LAZY: dict[str, tuple[str, str]] = {
-    "Plan": ("plan", "Plan"),
-    "inspect": ("modelmap", "inspect"),
-    "ModelMap": ("modelmap", "ModelMap"),
-    "apply": ("adapt", "apply"),
-    "Summary": ("summary", "Summary"),
-    "summarize": ("summary", "summarize"),
-    "methods": ("methods", None),
+    "Plan": ("plan.plan", "Plan"),
+    "inspect": ("model.modelmap", "inspect"),
+    "ModelMap": ("model.modelmap", "ModelMap"),
+    "apply": ("model.adapt", "apply"),
+    "Summary": ("model.summary", "Summary"),
+    "summarize": ("model.summary", "summarize"),
+    "methods": ("plan.methods", None),
     "estimate": ("memory", "estimate"),
     "MemoryEstimate": ("memory", "MemoryEstimate"),
-    "train": ("run", "train"),
-    "Run": ("run", "Run"),
-    "attach": ("run", "attach"),
-    "studio": ("widgets.studio", "studio"),
-    "Studio": ("widgets.studio", "Studio"),
-    "export": ("exports", "export"),
-    "merge": ("merging", "merge"),
+    "train": ("training.api", "train"),
+    "Run": ("training.run", "Run"),
+    "attach": ("training.api", "attach"),
+    "studio": ("ui.studio.widget", "studio"),
+    "Studio": ("ui.studio.widget", "Studio"),
+    "export": ("exports.api", "export"),
+    "merge": ("quant.merging", "merge"),
     "demo": ("demo", None),
 }
 
@@ -69,7 +69,7 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext jupyter_peft`: register `%peft` and `%%peft` (twice is harmless)."""
-    from .magics import PeftMagics
+    from .magics.core import PeftMagics
 
     ipython.register_magics(PeftMagics)
 
@@ -82,13 +82,15 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 
 if TYPE_CHECKING:  # real imports for type checkers and IDEs only
-    from . import demo, methods
-    from .adapt import apply
-    from .exports import export
+    from . import demo
+    from .exports.api import export
     from .memory import MemoryEstimate, estimate
-    from .merging import merge
-    from .modelmap import ModelMap, inspect
-    from .plan import Plan
-    from .run import Run, attach, train
-    from .summary import Summary, summarize
-    from .widgets.studio import Studio, studio
+    from .model.adapt import apply
+    from .model.modelmap import ModelMap, inspect
+    from .model.summary import Summary, summarize
+    from .plan import methods
+    from .plan.plan import Plan
+    from .quant.merging import merge
+    from .training.api import attach, train
+    from .training.run import Run
+    from .ui.studio.widget import Studio, studio

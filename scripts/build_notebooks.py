@@ -100,7 +100,7 @@ Llama-3-70B fits in a laptop's memory. Inspect, the studio, the memory estimate 
 all work on it: plan the run here, then train where the GPUs are."""),
     (CODE, """%load_ext jupyter_peft
 import jupyter_peft as jp
-from jupyter_peft.skeletons import skeleton
+from jupyter_peft.demo.skeletons import skeleton
 
 model = skeleton("llama-3-70b")   # 70.6B parameters, bf16, no memory
 model_map = jp.inspect(model)

@@ -1,4 +1,4 @@
-"""Write the demo's fine-tuning data sets into `jupyter_peft/demo_data/` (JSONL), reproducibly.
+"""Write the demo's fine-tuning data sets into `jupyter_peft/demo/data/` (JSONL), reproducibly.
 
     python scripts/make_demo_data.py
 
@@ -29,7 +29,7 @@ SEED = 1  # the pretraining corpus uses 0
 SIZES = {"sft": 1000, "dpo": 500, "grpo": 500}
 N_TEST = 100
 HELD_OUT_NAMES = ("Amy", "Tim", "Kate", "Dan")
-OUT = Path(__file__).resolve().parents[1] / "jupyter_peft" / "demo_data"
+OUT = Path(__file__).resolve().parents[1] / "jupyter_peft" / "demo" / "data"
 
 
 def _user(text: str) -> list[dict[str, str]]:

@@ -1,6 +1,6 @@
-"""Pretrain the demo model that ships in `jupyter_peft/demo_model/`, from nothing, on CPU.
+"""Pretrain the demo model that ships in `jupyter_peft/demo/model/`, from nothing, on CPU.
 
-    PYTHONPATH=. python scripts/pretrain_demo.py            # writes jupyter_peft/demo_model/
+    PYTHONPATH=. python scripts/pretrain_demo.py            # writes jupyter_peft/demo/model/
 
 What it does, all seeded (SEED) so a rerun gives the same corpus, tokenizer and (up to float
 summation order) the same weights:
@@ -63,7 +63,7 @@ MODEL = dict(
     max_position_embeddings=512,
     tie_word_embeddings=True,
 )
-OUT = Path(__file__).resolve().parents[1] / "jupyter_peft" / "demo_model"
+OUT = Path(__file__).resolve().parents[1] / "jupyter_peft" / "demo" / "model"
 
 SPECIAL = ["<|pad|>", "<|end|>", "<|user|>", "<|assistant|>", "<|system|>"]
 # Every turn ends with <|end|>, the eos token, so generation stops at the end of an answer. The

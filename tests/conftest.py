@@ -85,7 +85,7 @@ def _close_studios():
     """A studio estimates memory on a background thread after each change: close the studios a
     test made, so that their estimates do not run on into the next tests."""
     yield
-    studio = sys.modules.get("jupyter_peft.widgets.studio")
+    studio = sys.modules.get("jupyter_peft.ui.studio.widget")
     if studio is not None:
         from ipywidgets.widgets.widget import _instances
 

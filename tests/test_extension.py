@@ -34,11 +34,15 @@ def test_public_names_are_the_functions_even_after_their_rooms_are_imported():
 
     import jupyter_peft as jp
 
-    for room in ("modelmap", "adapt", "plan", "summary", "methods"):
-        importlib.import_module(f"jupyter_peft.{room}")
-    assert callable(jp.inspect) and jp.inspect.__module__ == "jupyter_peft.modelmap"
-    assert callable(jp.apply) and jp.apply.__module__ == "jupyter_peft.adapt"
-    assert jp.Plan.__module__ == "jupyter_peft.plan"
+    import pkgutil
+
+    for room in pkgutil.walk_packages(jp.__path__, "jupyter_peft."):  # every room, packages too
+        importlib.import_module(room.name)
+    for name in jp._LAZY:  # no room shadows a public name
+        assert not isinstance(getattr(jp, name), type(jp)) or name in ("methods", "demo"), name
+    assert callable(jp.inspect) and jp.inspect.__module__ == "jupyter_peft.model.modelmap"
+    assert callable(jp.apply) and jp.apply.__module__ == "jupyter_peft.model.adapt"
+    assert jp.Plan.__module__ == "jupyter_peft.plan.plan"
     assert issubclass(jp.PlanError, ValueError)
     assert "lora" in jp.methods.names()
 

@@ -9,9 +9,10 @@ Three methods, one answer type (`MemoryEstimate`):
     simulate  one whole training step on FakeTensors under PyTorch's MemTracker (simulate.py)
     measure   one step on a CUDA device, read from torch.cuda.max_memory_allocated (measure.py)
 
-Rooms: setup (what is trained and how), build (the model on meta), trace (fake execution as
-CUDA would run it), step (the training step), probe, states, analytic, simulate, measure,
-fit (GPUs, overhead), options (what-ifs), report (MemoryEstimate), magic (%peft estimate).
+Rooms: settings (what is trained and how), build (the model on meta), trace (fake execution as
+CUDA would run it), step (the training step), probe, states, inventory, analytic, simulate,
+measure, fit (GPUs, overhead), sharding (per GPU), options (what-ifs), report (MemoryEstimate).
+`%peft estimate` is magics/estimate.py. May import: plan/, model/, the session, the root helpers.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def estimate(
 
     from .._errors import PlanError, unknown
     from .fit import gpu as as_gpu
-    from .setup import resolve
+    from .settings import resolve
 
     if method not in METHODS:
         raise unknown("method", method, METHODS, key="method")
@@ -120,10 +121,3 @@ def peak_callback() -> Any:
     from .measure import peak_callback as make
 
     return make()
-
-
-def estimate_magic(args: list[str], user_ns: dict[str, Any]) -> Any:
-    """`%peft estimate MODEL [options]` (see magic.py)."""
-    from .magic import estimate_magic as run
-
-    return run(args, user_ns)

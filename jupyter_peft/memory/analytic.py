@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .probe import Profile, profile
-from .setup import DTYPES, Setup
+from .settings import DTYPES, Setup
 from .states import DTYPE_BYTES, optimizer_bytes
 
 _TILE_TOKENS, _TILE_VOCAB = 4096, 32768  # trl.kernels.chunked_logprob

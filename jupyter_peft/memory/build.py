@@ -3,7 +3,7 @@
 `meta_model(setup)` gives the exact module tree a run would train: the transformers class in
 the weight dtype, train mode, gradient checkpointing as the Trainer enables it, TRL's fused
 LM head when the loss is chunked, bitsandbytes-like packed weights for a quantized base, and
-the plan applied by peft (`get_peft_model(..., low_cpu_mem_usage=True)` on meta, as
+the plan applied by peft on meta (`_compat.peft_on_meta`, thread-safe), as
 `jp.apply` would apply it).
 """
 
@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from .._errors import PlanError
-from .setup import Setup
+from .settings import Setup
 from .states import packed_bytes
 
 _BUILDING = threading.Lock()
@@ -26,7 +26,7 @@ _BUILDING = threading.Lock()
 def meta_model(setup: Setup, num_layers: int | None = None) -> Any:
     """The model of `setup` on meta (see the module docstring); `num_layers` truncates the stack."""
     config = with_layers(setup.config, num_layers) if num_layers is not None else setup.config
-    model = _base(setup.model_class, config, setup.dtype, attention=setup.attention)
+    model = build_base(setup.model_class, config, setup.dtype, attention=setup.attention)
     if setup.gradient_checkpointing:
         if not model.supports_gradient_checkpointing:
             raise PlanError(
@@ -37,10 +37,10 @@ def meta_model(setup: Setup, num_layers: int | None = None) -> Any:
         from .trace import checkpoint_like_cuda
 
         model._set_gradient_checkpointing(True, checkpoint_like_cuda)
-    if setup.loss == "chunked" and _is_causal_lm(model):
-        from trl.trainer.utils import add_fused_lm_head
+    if setup.loss == "chunked" and is_causal_lm(model):
+        from .._compat import add_fused_lm_head
 
-        add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))  # what SFTTrainer asks for
+        add_fused_lm_head(model, ("log_probs", "entropy", "is_top1"))  # what SFTTrainer asks for
     if setup.plan is None:
         return model
     if setup.quantization != "none":
@@ -100,7 +100,7 @@ def _class_for(model_class: str | None) -> Any:
     return getattr(transformers, model_class, None) if model_class else None
 
 
-def _base(model_class: str | None, config: Any, dtype: str, device: str = "meta", attention: str = "fused") -> Any:
+def build_base(model_class: str | None, config: Any, dtype: str, device: str = "meta", attention: str = "fused") -> Any:
     """The transformers model for `config`, built on `device` (random weights off meta)."""
     import transformers
 
@@ -130,7 +130,7 @@ def _base(model_class: str | None, config: Any, dtype: str, device: str = "meta"
     return model.train()
 
 
-def _is_causal_lm(model: Any) -> bool:
+def is_causal_lm(model: Any) -> bool:
     name = type(model).__name__
     return name.endswith(("ForCausalLM", "LMHeadModel")) and hasattr(model, "get_output_embeddings")
 
@@ -140,7 +140,7 @@ def unquantized(plan: Any) -> Any:
     packing happens after peft has wrapped it."""
     if plan.effective_quantization == "none":
         return plan
-    from ..plan import Plan
+    from ..plan.plan import Plan
 
     data = {k: v for k, v in plan.to_dict().items() if not k.startswith(("bnb_", "llm_int8_"))}
     data.update(method="lora" if plan.method == "qlora" else plan.method)
@@ -150,13 +150,11 @@ def unquantized(plan: Any) -> Any:
 
 def _apply(plan: Any, model: Any) -> Any:
     """peft's model for `plan`, checked by jp's own `check` (same targets as `jp.apply`)."""
-    from peft import get_peft_model
-
-    from ..adapt import check
+    from .._compat import peft_on_meta
+    from ..model.adapt import check
 
     checked = check(unquantized(plan), model)
-    with torch.device("meta"):
-        return get_peft_model(model, checked.config, low_cpu_mem_usage=True)
+    return peft_on_meta(model, checked.config)
 
 
 # ---- a quantized base, as bitsandbytes lays it out ------------------------------------------
@@ -199,7 +197,9 @@ class PackedLinear(nn.Module):
 def _pack_frozen_linears(model: Any, setup: Setup) -> None:
     """Frozen nn.Linear layers inside the decoder (not the LM head) become PackedLinear,
     as `from_pretrained(..., quantization_config=...)` would store them."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
+    from .._compat import adapter_layer_types
+
+    BaseTunerLayer = adapter_layer_types()[0]
 
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     for module in list(model.modules()):

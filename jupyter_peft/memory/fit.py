@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import PlanError, unknown
+from .._format import GiB, MiB  # noqa: F401 - re-exported for the memory views
 
-MiB, GiB = 2**20, 2**30
 CONTEXT_BYTES = 512 * MiB
 ALLOCATOR_SLACK = 0.05
 

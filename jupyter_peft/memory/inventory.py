@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .setup import Setup
+from .settings import Setup
 
 
 @dataclass(frozen=True)
@@ -163,10 +163,10 @@ def _base_tensors_cached(
     packed when the base is quantized (bitsandbytes leaves the LM head alone)."""
     import torch.nn as nn
 
-    from .build import _base
+    from .build import build_base
     from .states import packed_bytes
 
-    model = _base(model_class, ref.config, dtype)
+    model = build_base(model_class, ref.config, dtype)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     packed = (
         {id(m.weight) for m in model.modules() if type(m) is nn.Linear and m is not head}

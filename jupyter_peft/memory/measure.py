@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import PlanError
-from .setup import Setup
+from .settings import Setup
 
 
 @dataclass
@@ -78,22 +78,22 @@ def cuda_model(setup: Setup) -> Any:
     """The model of `setup` on the GPU with random weights, as a run would train it."""
     import torch
 
-    from .build import _base, _is_causal_lm
+    from .build import build_base, is_causal_lm
 
     if setup.quantization != "none":
         base = _quantized_base(setup)
     else:
-        base = _base(setup.model_class, setup.config, setup.dtype, device="cuda")
+        base = build_base(setup.model_class, setup.config, setup.dtype, device="cuda")
     base.train()
     if setup.gradient_checkpointing:
         base.gradient_checkpointing_enable()
-    if setup.loss == "chunked" and _is_causal_lm(base):
-        from trl.trainer.utils import add_fused_lm_head
+    if setup.loss == "chunked" and is_causal_lm(base):
+        from .._compat import add_fused_lm_head
 
-        add_fused_lm_head(base, outputs=("log_probs", "entropy", "is_top1"))
+        add_fused_lm_head(base, ("log_probs", "entropy", "is_top1"))
     if setup.plan is None:
         return base
-    from ..adapt import apply
+    from ..model.adapt import apply
 
     model = apply(setup.plan.replace(base=None), base)
     if setup.quantization != "none":
@@ -110,7 +110,7 @@ def _quantized_base(setup: Setup) -> Any:
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    from .build import _base
+    from .build import build_base
 
     quant = (
         BitsAndBytesConfig(
@@ -123,7 +123,7 @@ def _quantized_base(setup: Setup) -> Any:
         else BitsAndBytesConfig(load_in_8bit=True)
     )
     with tempfile.TemporaryDirectory() as folder:
-        plain = _base(setup.model_class, setup.config, setup.dtype, device="cuda")
+        plain = build_base(setup.model_class, setup.config, setup.dtype, device="cuda")
         plain.save_pretrained(folder)
         del plain
         _release()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .fit import GiB, Gpu, accumulation, largest, max_positions, overhead
-from .setup import Setup
+from .settings import Setup
 
 _MAX_BATCH = 4096
 
@@ -102,7 +102,7 @@ def _variants(setup: Setup) -> list[tuple[str, Setup]]:
 
 def _lora_plan(plan: Any) -> Any:
     """The user's plan without quantization, or LoRA r=16 on all linear layers."""
-    from ..plan import Plan
+    from ..plan.plan import Plan
 
     if plan is None or not plan.method_spec.targets_modules:
         return Plan.from_dict({"method": "lora", "r": 16, "target_modules": "all-linear"})

@@ -18,15 +18,16 @@ The LM head and the loss are generic code and stay formulas (`analytic.py`).
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from .._compat import base_model, pattern_key
+from ..session import session
 from .build import meta_model, num_layers
 from .inventory import Tensor, inventory
-from .setup import Setup
+from .settings import Setup
 
 _PROBE_ROWS, _PROBE_SEQ = 2, 16  # probe token counts: 2 x 16 and 2 x 32
 
@@ -116,19 +117,9 @@ class Profile:
     notes: list[str] = field(default_factory=list)
 
 
-_CACHE: dict[Any, Profile] = {}
-_LOCK = threading.Lock()
-
-
 def profile(setup: Setup) -> Profile:
-    """The Profile of `setup`, cached by everything but batch size and sequence length."""
-    key = setup.key
-    with _LOCK:
-        if key not in _CACHE:
-            if len(_CACHE) > 64:
-                _CACHE.pop(next(iter(_CACHE)))
-            _CACHE[key] = _build(setup)
-        return _CACHE[key]
+    """The Profile of `setup`, cached in the session by everything but batch size and sequence length."""
+    return session().profile(setup.key, lambda: _build(setup))
 
 
 def _build(setup: Setup) -> Profile:
@@ -171,36 +162,34 @@ def _probe_setup(setup: Setup, total_layers: int) -> tuple[Setup, int, int]:
     plan = setup.plan
     if plan is None or not plan.method_spec.targets_modules or _uniform(plan):
         return setup, total_layers, 0
-    from peft.utils.other import get_pattern_key
-
-    from ..adapt import check
-    from ..modelmap import _layer_indices
-    from .build import _base, unquantized
+    from ..model.adapt import check
+    from ..model.modelmap import layer_indices
+    from .build import build_base, unquantized
 
     plan = unquantized(plan)
-    checked = check(plan, _base(setup.model_class, setup.config, setup.dtype))
+    checked = check(plan, build_base(setup.model_class, setup.config, setup.dtype))
     top: dict[str, tuple[int, str]] = {}
     for path in checked.targets:
         group = checked.model_map.group_of(path)
         template = group.template if group is not None else path
-        index = _layer_indices([path])[0]
+        index = layer_indices([path])[0]
         if template not in top or (index or -1) > top[template][0]:
             top[template] = (index if index is not None else -1, path)
     config = checked.config
     ranks, alphas = {}, {}
     for template, (_, path) in top.items():
         if getattr(config, "rank_pattern", None):
-            ranks[template] = config.rank_pattern.get(get_pattern_key(config.rank_pattern, path), config.r)
+            ranks[template] = config.rank_pattern.get(pattern_key(config.rank_pattern, path), config.r)
         if getattr(config, "alpha_pattern", None):
-            alphas[template] = config.alpha_pattern.get(get_pattern_key(config.alpha_pattern, path), config.lora_alpha)
+            alphas[template] = config.alpha_pattern.get(pattern_key(config.alpha_pattern, path), config.lora_alpha)
     options = {
         k: v for k, v in plan.options.items() if k not in ("layers_to_transform", "layers_pattern", "exclude_modules")
     }
-    from ..modelmap import role_pattern
+    from ..model.modelmap import role_pattern
 
     regex = "|".join(f"(?:{role_pattern(t)})" for t in top)
     probe_plan = plan.replace(options=options, target_modules=regex, ranks=ranks, alphas=alphas)
-    indices = [i for i in _layer_indices(checked.targets) if i is not None]
+    indices = [i for i in layer_indices(checked.targets) if i is not None]
     adapted = len(set(indices)) or total_layers
     lowest = min(indices) if indices and not setup.gradient_checkpointing else 0
     return setup.replace(plan=probe_plan), adapted, lowest
@@ -263,7 +252,7 @@ def _run(setup: Setup, model: Any, rows: int, seq: int, backward: bool = True) -
 
 
 def _input_embeddings(model: Any) -> Any:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     return base.get_input_embeddings()
 
 
@@ -273,9 +262,9 @@ def _hidden_size(model: Any) -> int:
 
 def _backbone(model: Any) -> Any:
     """A function from input ids to the last hidden states (the model minus its LM head)."""
-    from .build import _is_causal_lm
+    from .build import is_causal_lm
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     if getattr(model, "peft_config", None) and _is_prompt_learning(model):
         base.enable_input_require_grads()  # virtual tokens train: gradient flows from the input
     if getattr(base.config, "is_encoder_decoder", False):
@@ -287,13 +276,13 @@ def _backbone(model: Any) -> Any:
 
         return run
     inner = getattr(base, "base_model", base)
-    if inner is base and not _is_causal_lm(base):
+    if inner is base and not is_causal_lm(base):
         return base
     return inner
 
 
 def _seq2seq(model: Any) -> bool:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     return bool(getattr(base.config, "is_encoder_decoder", False))
 
 
@@ -309,7 +298,7 @@ def _last_hidden(output: Any) -> torch.Tensor:
 
 
 def _head_facts(prof: Profile, model: Any) -> None:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
     if head is None:
         return

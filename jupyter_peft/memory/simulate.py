@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .setup import Setup
+from .settings import Setup
 
 
 @dataclass

@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 
+from .._compat import base_model
 from .._errors import PlanError
-from .setup import Setup
+from .settings import Setup
 
 
 def batch_for(setup: Setup, model: Any, device: str = "cpu") -> dict[str, Any]:
@@ -31,7 +32,7 @@ def batch_for(setup: Setup, model: Any, device: str = "cpu") -> dict[str, Any]:
 
 
 def _is_classifier(model: Any) -> bool:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     return type(base).__name__.endswith("ForSequenceClassification")
 
 

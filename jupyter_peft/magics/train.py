@@ -1,0 +1,79 @@
+"""The `train:` block of a `%%peft` cell, and `%peft stop` / `%peft status`: notebook names
+resolved, the run started and its dashboard shown; thin text over training/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._errors import PlanError, did_you_mean
+from .._namespace import lookup, public
+from ..session import session
+
+
+def train_from_plan(peft_model: Any, plan: Any, user_ns: dict[str, Any], runs_dir: str = "peft_runs") -> Any:
+    """The `%%peft` cell's train block: resolve the notebook names, start, show the dashboard."""
+    from IPython.display import display
+
+    from ..training.api import train
+
+    run = train(peft_model, plan, runs_dir=runs_dir, **_from_notebook(plan, user_ns))
+    display(run.dashboard)
+    return run
+
+
+def check_from_plan(plan: Any, user_ns: dict[str, Any]) -> None:
+    """The train block's names and data, checked before `%%peft` touches the model."""
+    from ..training import trainer as launch
+
+    found = _from_notebook(plan, user_ns)
+    del found["tokenizer"]  # with `base:` it is loaded after this check
+    launch.check(plan, **found)
+
+
+def _from_notebook(plan: Any, user_ns: dict[str, Any]) -> dict[str, Any]:
+    """dataset, eval_dataset, tokenizer and reward_funcs: the train block's names, looked up."""
+    block = plan.train or {}
+    found = {key: _lookup(user_ns, block.get(key), key) for key in ("dataset", "eval_dataset")}
+    tok_name = block.get("tokenizer", "tokenizer")
+    if tok_name not in user_ns and not (plan.base is not None and "tokenizer" not in block):
+        raise PlanError(f"no tokenizer: define `{tok_name}` or name one with `train: {{tokenizer: tok}}`",
+                        key="train.tokenizer", choices=did_you_mean(tok_name, public(user_ns)))
+    # a plain name is a notebook function; anything else (org/model) a reward model's id
+    rewards = [lookup(user_ns, n, "train.reward_funcs", "function") if n.isidentifier() else n
+               for n in block.get("reward_funcs", [])]
+    return {**found, "tokenizer": user_ns.get(tok_name), "reward_funcs": rewards or None}
+
+
+def _lookup(ns: dict[str, Any], name: str | None, key: str) -> Any:
+    if name is None:
+        if key == "dataset":
+            raise PlanError("name the training data: `train: {dataset: ds}`", key="train.dataset")
+        return None
+    return lookup(ns, name, f"train.{key}")
+
+
+def stop_active() -> list[Any]:
+    """`%peft stop`: stop every active run, wait for its checkpoint, say where it is."""
+    from ..training.run import stop_all
+
+    runs = stop_all("%peft stop")
+    if not runs:
+        print("No training run is active.")
+    for run in runs:
+        if not run._foreground:
+            run.wait()
+        print(f"Stopped {run.describe()}")
+    return runs
+
+
+def runs_status() -> None:
+    """`%peft status`: the runs of this session, newest first."""
+    runs = session().recent_runs()
+    if not runs:
+        print("No training run in this session.")
+    for run in reversed(runs):
+        last = next((r["loss"] for r in reversed(run.history) if "loss" in r), None)
+        loss = f", loss {last:.4g}" if last is not None else ""
+        print(f"{run.describe()}{loss}")
+
+

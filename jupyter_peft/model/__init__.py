@@ -1,0 +1,9 @@
+"""What a plan does to a model: inspect it, match targets, apply, count, summarize.
+
+- `modelmap.py`: `inspect(model) -> ModelMap` (modules grouped by role) and `match` (peft's own rules);
+- `adapt.py`: `check` then `apply` (validate first; re-applying replaces adapters);
+- `counting.py`: exact trainable/total counts of a checked plan, without touching the model;
+- `summary.py`: what an applied adapter trains, as a display that survives a saved notebook.
+
+May import: plan/, quant/kbit (is a base quantized), the session, the root helpers.
+"""

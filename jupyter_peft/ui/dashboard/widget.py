@@ -1,0 +1,180 @@
+"""The live training dashboard (anywidget): a view of a `Run`, drawn by js/dashboard/ with plotly.
+
+State lives in traitlets (status, progress, panels, flags, params, memory). Metric points stream as
+custom messages holding only the points logged since the previous update, at most once per
+`interval` seconds (0.25), so bytes per step do not grow with the history. The browser keeps at
+most `max_points` points per trace and thins the older ones. Messages from the page are
+routed on `kind`: `stop`, `save`, `sync` (a new view asks for the history so far, answered
+by one `reset`). When the run ends the output becomes a static HTML snapshot (snapshot.py),
+which a notebook reopened without a kernel still shows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets as t
+
+from ...training.metrics import decimate, finite_or_none, panel_of
+from . import view
+
+LIVE = ("ready", "running", "stopping")
+MAX_FLAGS = 20
+
+
+class Dashboard(anywidget.AnyWidget):
+    """Live charts, progress and Stop / Save now for a training run (`run.dashboard`)."""
+
+    _esm = Path(__file__).resolve().parents[2] / "static" / "dashboard.js"
+
+    status = t.Dict().tag(sync=True)
+    """The run's state line (view.status): state, title, message, error, checkpoint."""
+    progress = t.Dict().tag(sync=True)
+    """Progress (view.progress): step, max_steps, percent, text (step, epoch, elapsed, ETA)."""
+    panels: t.List[dict[str, Any]] = t.List().tag(sync=True)
+    """The charts to draw, `[{id, title, keys, log_y}]`, from `Tracker.panels()`."""
+    flags: t.List[dict[str, Any]] = t.List().tag(sync=True)
+    """Non-finite losses and grad norms, `[{step, key, value}]`: marked on the loss chart."""
+    params = t.Dict().tag(sync=True)
+    """The trainable-parameter chart (`param_chart.from_summary`): frozen and trainable
+    parameters per group, drawn like the studio's."""
+    memory = t.Dict().tag(sync=True)
+    """Measured memory `{label, bytes, text}` (CUDA peak, or process RSS on CPU) and the estimate
+    for the run's settings `{estimate_bytes, estimate_text}` (view.memory); `line` says both."""
+    max_points = t.Int(2000).tag(sync=True)
+    """Points per trace the browser keeps; beyond it the older half is thinned to every other point."""
+    interval = t.Float(0.25)
+    """Seconds between updates sent to the browser: 4 a second, as often as the page redraws
+    (each update is two kernel messages; sending costs the training thread more than recording)."""
+
+    def __init__(self, run: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.run = run
+        self._lock = threading.Lock()  # the training thread adds, the kernel's thread resets
+        self._sync = threading.RLock()  # one trait update at a time
+        self._pending: dict[str, tuple[list[int], list[float | None]]] = {}
+        self._charted: dict[str, bool] = {}
+        self._count = 0  # history rows whose points were added (sent, pending or in a reset)
+        self._last = time.monotonic()
+        self._keys = self._flags = -1
+        self._display_id: str | None = None
+        self.on_msg(self._on_msg)
+        self.params = _param_data(run.model)
+        self.refresh()
+        run.watch(self)
+
+    # ---- from the run --------------------------------------------------------------------
+
+    def add(self, row: dict[str, Any]) -> None:
+        """A new history row: queue its charted values; send if `interval` has passed."""
+        with self._lock:
+            for key, value in row.items():
+                charted = self._charted.get(key)
+                if charted is None:
+                    charted = self._charted[key] = panel_of(key) is not None
+                if charted:
+                    xs, ys = self._pending.setdefault(key, ([], []))
+                    xs.append(row["step"])
+                    ys.append(finite_or_none(value))
+            self._count += 1
+        if time.monotonic() - self._last >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the queued points (only those) and the current status."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._last = time.monotonic()
+        if pending:
+            self.send({"kind": "points", "series": pending})
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Push status, progress, panels, flags and memory (traits send only what changed)."""
+        run, tracker = self.run, self.run.tracker
+        with self._sync, self.hold_sync():
+            self.status = view.status(run)
+            self.progress = view.progress(run)
+            if self._keys != len(tracker.keys):  # a new metric: maybe a new chart or trace
+                self._keys = len(tracker.keys)
+                self.panels = tracker.panels()
+            if self._flags != len(tracker.flags):  # the latest ones: a run of inf grad norms stays small
+                self._flags = len(tracker.flags)
+                self.flags = tracker.flags[-MAX_FLAGS:]
+            self.memory = view.memory(run)
+
+    def begin(self) -> None:
+        """Training (re)starts: the history so far (a resumed run's) goes to every view."""
+        with self._lock:
+            self._count = len(self.run.tracker.rows)
+        self.resync()
+
+    def resync(self) -> None:
+        """Send every view the whole history so far, thinned to `max_points` per trace."""
+        tracker = self.run.tracker
+        with self._lock:
+            self._pending = {}  # the reset covers them
+            series = {}
+            for key in tracker.keys:
+                steps, values = tracker.series(key, until=self._count)
+                series[key] = decimate(steps, values, self.max_points)
+        self.send({"kind": "reset", "series": series})
+        self.refresh()
+
+    def finish(self) -> None:
+        """The run ended: last points and status, then the static snapshot in place of the widget."""
+        self.flush()
+        if self._display_id is not None:
+            from IPython.display import update_display
+
+            update_display(self.static_bundle(), raw=True, display_id=self._display_id)
+
+    # ---- display -------------------------------------------------------------------------
+
+    def static_bundle(self) -> dict[str, str]:
+        from .snapshot import html_snapshot
+
+        return {"text/html": html_snapshot(self.run), "text/plain": self.run.describe()}
+
+    def show(self, live: bool | None = None) -> None:
+        """Display the dashboard: live while the run is (None), or as asked."""
+        from IPython.display import display
+
+        self._display_id = self._display_id or uuid.uuid4().hex
+        live = self.run.state in LIVE if live is None else live
+        widget = super()._repr_mimebundle_()
+        bundle = widget[0] if live and widget is not None else self.static_bundle()
+        display(bundle, raw=True, display_id=self._display_id)
+
+    def _ipython_display_(self) -> None:
+        self.show()
+
+    # ---- from the page -------------------------------------------------------------------
+
+    def _on_msg(self, widget: Any, content: Any, buffers: Any) -> None:
+        kind = content.get("kind") if isinstance(content, dict) else None
+        if kind == "stop":
+            self.run.stop()
+        elif kind == "save":
+            self.run.save(wait=False)
+            self.refresh()
+        elif kind == "sync":
+            self.resync()
+
+
+def _param_data(model: Any) -> dict[str, Any]:
+    """The trainable-parameter chart of a PeftModel ({} for a model without adapters)."""
+    from ...model.adapt import find_peft_model
+    from ...model.modelmap import inspect
+    from ...model.summary import summarize
+    from ..param_chart import from_summary
+
+    peft_model = find_peft_model(model)
+    if peft_model is None:
+        return {}
+    return from_summary(summarize(peft_model), inspect(peft_model))

@@ -85,10 +85,19 @@ def _close_studios():
     """A studio estimates memory on a background thread after each change: close the studios a
     test made, so that their estimates do not run on into the next tests."""
     yield
-    studio = sys.modules.get("jupyter_peft.ui.studio.widget")
-    if studio is not None:
-        from ipywidgets.widgets.widget import _instances
+    from jupyter_peft.session import session
 
-        for widget in list(_instances.values()):
-            if isinstance(widget, studio.Studio):
-                widget.close()
+    for studio in list(session().studios):
+        studio.close()
+
+
+@pytest.fixture(autouse=True)
+def _stop_runs():
+    """A run a test left training would hold its model and a core into the next tests: stop
+    it and wait for it (the run keeps its adapter, as a user's stopped run does)."""
+    yield
+    from jupyter_peft.session import session
+
+    for run in session().active_runs():
+        run.stop()
+        run.wait(120)

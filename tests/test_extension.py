@@ -31,10 +31,9 @@ def test_load_twice_is_harmless_and_unload_removes_the_magics(shell):
 
 def test_public_names_are_the_functions_even_after_their_rooms_are_imported():
     import importlib
+    import pkgutil
 
     import jupyter_peft as jp
-
-    import pkgutil
 
     for room in pkgutil.walk_packages(jp.__path__, "jupyter_peft."):  # every room, packages too
         importlib.import_module(room.name)

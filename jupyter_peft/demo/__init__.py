@@ -25,6 +25,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .._hardware import default_device_map
+from ..plan.plan import Plan
+
 MODEL_DIR = Path(__file__).parent / "model"
 DATA_DIR = Path(__file__).parent / "data"
 KINDS = ("sft", "dpo", "grpo")
@@ -71,8 +74,6 @@ def load(dtype: Any = None, quantization: Any = None, **kwargs: Any) -> tuple[An
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .._hardware import default_device_map
-
     dtype = torch.float32 if dtype is None else dtype
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     quant = _quantization_config(quantization, dtype)
@@ -99,8 +100,6 @@ def _quantization_config(quantization: Any, dtype: Any) -> Any:
             f"quantization={quantization!r} is not valid: use None, 'none', '4bit', '8bit' "
             "or a transformers.BitsAndBytesConfig"
         )
-    from ..plan.plan import Plan
-    from ..quant.loading import quantization_config
 
     options: dict[str, Any] = {"quantization": quantization}
     if quantization == "4bit":
@@ -109,6 +108,8 @@ def _quantization_config(quantization: Any, dtype: Any) -> Any:
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=str(dtype).removeprefix("torch."),
         )
+    from ..quant.loading import quantization_config  # loading reads this package's MODEL_DIR
+
     return quantization_config(Plan.from_dict(options))
 
 

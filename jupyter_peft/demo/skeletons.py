@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._errors import unknown
+
 # name -> (config class, model class, config fields)
 ARCHITECTURES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "llama-3-8b": ("LlamaConfig", "LlamaForCausalLM", dict(
@@ -34,8 +36,6 @@ ARCHITECTURES: dict[str, tuple[str, str, dict[str, Any]]] = {
 def config(name: str, **overrides: Any) -> Any:
     """The transformers config of architecture `name` (see ARCHITECTURES)."""
     import transformers
-
-    from .._errors import unknown
 
     if name not in ARCHITECTURES:
         raise unknown("architecture", name, ARCHITECTURES)

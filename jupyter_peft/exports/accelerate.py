@@ -13,6 +13,8 @@ from typing import Any
 
 from .._errors import PlanError, unknown
 from .._format import format_bytes
+from ..memory import estimate
+from ..memory.sharding import per_gpu
 from .source import Source
 
 BACKENDS = {
@@ -26,7 +28,6 @@ BACKENDS = {
 @dataclass(frozen=True)
 class Scale:
     """Where the exported training runs: `gpus` per machine, `machines`, a backend, offload."""
-
     gpus: int = 1
     machines: int = 1
     backend: str = "ddp"
@@ -173,9 +174,6 @@ def validate(path: str) -> Any:
 def memory_lines(source: Source, scale: Scale, model: Any) -> list[str]:
     """Per-GPU memory for the chosen backend, as comment lines: the instant estimate of one
     process's step (jupyter_peft.memory) split as the backend shards it."""
-    from ..memory import estimate
-    from ..memory.sharding import per_gpu
-
     if model is None:
         return [f"per-GPU memory: no estimate (export with model=... to get one for {scale.backend})"]
     try:

@@ -12,8 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._compat import base_model
 from .._errors import PlanError, unknown
+from .._hardware import cuda_here
+from ..model.adapt import applied_plan
+from . import accelerate as acc
+from . import script as export_script
+from . import trl as export_trl
+from .accelerate import Scale, launch_commands, memory_lines, notes, validate
 from .options import ExportOptions
+from .source import resolve
 
 ACCELERATE = "accelerate.yaml"
 DATA_FORMATS = ("jsonl", "parquet")
@@ -38,9 +46,6 @@ class Job:
     @classmethod
     def make(cls, plan: Any, folder: Path, options: ExportOptions) -> Job:
         """Check every argument and resolve the settings; nothing is written here."""
-        from .accelerate import Scale
-        from .source import resolve
-
         o = options
         if o.data_format not in DATA_FORMATS:
             raise unknown("data format", o.data_format, DATA_FORMATS, key="data_format")
@@ -69,9 +74,6 @@ class Job:
 
     def render(self, format: str, name: str) -> tuple[str, list[str]]:
         """(text, settings left out) of one file called `name` in the folder."""
-        from . import script as export_script
-        from . import trl as export_trl
-
         train, evaluation = self.data_path("train", self.data), self.data_path("test", self.eval_data)
         if format == "script":
             text = export_script.render(
@@ -104,8 +106,6 @@ class Job:
     def _accelerate_text(self, name: str) -> str:
         import yaml
 
-        from . import accelerate as acc
-
         cfg = acc.config(self.source, self.scale, _layer_classes(self.model))
         lines = [
             "accelerate config, exported by jupyter_peft. Launch from this folder:",
@@ -118,8 +118,6 @@ class Job:
 
     def commands(self, format: str, name: str) -> list[str]:
         """The exact commands that run what `format` wrote (run from the export folder)."""
-        from .accelerate import launch_commands
-
         trainer = self.source.trainer
         if format == "trl":
             one = f"trl {trainer} --config {name}"
@@ -132,9 +130,6 @@ class Job:
 
     def notes(self) -> list[str]:
         """What to know before running: defaults taken, scale, memory per GPU."""
-        from .._hardware import cuda_here
-        from .accelerate import memory_lines, notes
-
         out = [*self.source.notes, *notes(self.source, self.scale)]
         out += memory_lines(self.source, self.scale, self.model)
         kwargs = self.source.train_kwargs
@@ -172,8 +167,6 @@ class Job:
 
     def write(self, texts: dict[Path, str], accelerate: set[Path]) -> list[Path]:
         """Write the files (accelerate configs checked by accelerate's loader first) and the data."""
-        from .accelerate import validate
-
         staged: dict[Path, Path] = {}
         try:
             for path, text in texts.items():
@@ -200,7 +193,6 @@ def _plan_and_model(plan: Any, model: Any) -> tuple[Any, Any]:
     when it was applied to `model` (or, with no model, the latest apply in this session)."""
     if plan is not None:
         return plan, model
-    from ..model.adapt import applied_plan
 
     found = applied_plan(model)
     if found is None:
@@ -216,8 +208,6 @@ def _plan_and_model(plan: Any, model: Any) -> tuple[Any, Any]:
 
 def _layer_classes(model: Any) -> list[str] | None:
     """The decoder layer classes FSDP wraps one by one (transformers' `_no_split_modules`)."""
-    from .._compat import base_model
-
     base = base_model(model)
     names = getattr(base, "_no_split_modules", None) if base is not None else None
     return sorted(set(names)) if names else None

@@ -20,7 +20,11 @@ from typing import Any
 
 from .._compat import base_model
 from .._errors import PlanError
+from .._hardware import cuda_here
+from ..model.adapt import as_plan, check
 from ..plan.plan import Plan
+from ..plan.train_config import TRAINERS, trainer_config, trainer_kwargs
+from ..quant.loading import quantization_config, source_path
 
 # peft fields filled in by peft itself or by the config class: never written
 _FILLED_IN = {"peft_type", "auto_mapping", "peft_version", "base_model_name_or_path", "revision", "inference_mode"}
@@ -32,7 +36,6 @@ AUTO_CLASSES = {"CAUSAL_LM": "AutoModelForCausalLM", "SEQ_CLS": "AutoModelForSeq
 class Source:
     """The literal settings of one export. `*_kwargs` hold only what differs from the library
     defaults, as plain Python values (str, numbers, bools, None, lists, dicts)."""
-
     plan: Plan
     train: dict[str, Any]  # the checked train block (plan.train, or {trainer: sft})
     on_gpu: bool
@@ -59,8 +62,6 @@ class Source:
 
     def trainer_config(self, output_dir: str) -> Any:
         """The TRL config object the notebook builds for this plan (the round trip's reference)."""
-        from ..plan.train_config import trainer_config
-
         return trainer_config(self.train, output_dir, on_gpu=self.on_gpu, method=self.plan.method)
 
     def mixed_precision(self) -> str:
@@ -79,12 +80,8 @@ def resolve(
     user_ns: dict[str, Any] | None = None,
 ) -> Source:
     """The literal settings for `plan`, resolved against `model` when given (see module doc)."""
-    from ..model.adapt import as_plan
-    from ..plan.train_config import trainer_config
-
     plan = as_plan(plan)
     if on_gpu is None:
-        from .._hardware import cuda_here
 
         on_gpu = cuda_here()
     notes: list[str] = []
@@ -125,7 +122,6 @@ def _peft_config(plan: Plan, model: Any, train: dict[str, Any]) -> tuple[Any, st
     if model is None:
         guess = "SEQ_CLS" if train.get("trainer") == "reward" else "CAUSAL_LM"
         return plan.peft_config(task_type=guess), guess, []
-    from ..model.adapt import check
 
     checked = check(plan, model)
     task_type: str | None = checked.model_map.task_type
@@ -179,8 +175,6 @@ def _field_default(f: dataclasses.Field) -> Any:
 
 def _train_kwargs(train: dict[str, Any], on_gpu: bool, method: str | None = None) -> dict[str, Any]:
     """The keyword arguments of the notebook's TRL config that differ from TRL's field defaults."""
-    from ..plan.train_config import TRAINERS, trainer_kwargs
-
     _, config_cls = TRAINERS[train.get("trainer", "sft")].load()
     defaults = {f.name: _field_default(f) for f in dataclasses.fields(config_cls) if f.init}
     kwargs = trainer_kwargs(train, "out", on_gpu=on_gpu, method=method)
@@ -222,8 +216,6 @@ def _reward_funcs(train: dict[str, Any], user_ns: dict[str, Any]) -> list[tuple[
 def _base(plan: Plan, model: Any, base: str | None) -> str:
     """The path or hub id the script loads: the argument, the plan's `base:`, or the name the
     model was loaded from."""
-    from ..quant.loading import source_path
-
     if base:
         return source_path(str(base))
     if plan.base:
@@ -257,8 +249,6 @@ def _quantization(plan: Plan, model: Any) -> tuple[str, dict[str, Any]]:
     import inspect
 
     from transformers import BitsAndBytesConfig
-
-    from ..quant.loading import quantization_config
 
     config = quantization_config(plan) if plan.effective_quantization != "none" else None
     base = base_model(model)

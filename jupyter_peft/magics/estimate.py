@@ -17,6 +17,9 @@ from typing import Any
 
 from .._errors import PlanError, did_you_mean
 from .._namespace import lookup, public
+from ..memory import estimate
+from ..memory.options import Advice
+from ..plan.plan import Plan
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,7 +61,6 @@ def estimate_magic(args: list[str], user_ns: dict[str, Any]) -> Any:
         print(parser.format_help() + __doc__)
         return None
     opts = parser.parse_args(args)
-    from ..memory import estimate
 
     source = _source(opts.model, user_ns)
     plan = _plan(opts, user_ns)
@@ -88,8 +90,6 @@ def estimate_magic(args: list[str], user_ns: dict[str, Any]) -> Any:
 def _show_advice(est: Any) -> None:
     from IPython.display import display
 
-    from ..memory.options import Advice
-
     display(Advice(est.advice(), est.gpu))
 
 
@@ -118,7 +118,6 @@ def _plan(opts: argparse.Namespace, user_ns: dict[str, Any]) -> Any:
         if method_options or opts.targets:
             raise PlanError("full fine-tuning takes no --r, --alpha or --targets", key="method")
         return None
-    from ..plan.plan import Plan
 
     data: dict[str, Any] = {"method": method, **method_options}
     if opts.targets:

@@ -9,11 +9,11 @@ from typing import Any
 from .._errors import PlanError
 from ..exports.api import FORMATS, Exported, export, export_all
 from ..exports.job import DATA_FORMATS
+from ..model.adapt import applied_plan, as_plan
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse whose mistakes are PlanErrors (the magic shows them without a traceback)."""
-
     def error(self, message: str) -> Any:
         raise PlanError(f"%peft export: {message}", choices=["see %peft export --help"])
 
@@ -102,12 +102,10 @@ def _magic_data(opts: argparse.Namespace, plan: Any, ns: dict[str, Any]) -> tupl
     if opts.no_data:
         return None, None
     if plan is None:
-        from ..model.adapt import applied_plan
 
         found = applied_plan(ns.get(opts.model) if opts.model else None)
         plan = found[1] if found else None
     elif not hasattr(plan, "train"):
-        from ..model.adapt import as_plan
 
         plan = as_plan(plan)
     train = getattr(plan, "train", None) or {}

@@ -8,13 +8,14 @@ from typing import Any
 from .._errors import PlanError, did_you_mean
 from .._namespace import lookup, public
 from ..session import session
+from ..training.api import train
+from ..training.run import stop_all
+from ..training.trainer import check as check_trainer
 
 
 def train_from_plan(peft_model: Any, plan: Any, user_ns: dict[str, Any], runs_dir: str = "peft_runs") -> Any:
     """The `%%peft` cell's train block: resolve the notebook names, start, show the dashboard."""
     from IPython.display import display
-
-    from ..training.api import train
 
     run = train(peft_model, plan, runs_dir=runs_dir, **_from_notebook(plan, user_ns))
     display(run.dashboard)
@@ -23,11 +24,9 @@ def train_from_plan(peft_model: Any, plan: Any, user_ns: dict[str, Any], runs_di
 
 def check_from_plan(plan: Any, user_ns: dict[str, Any]) -> None:
     """The train block's names and data, checked before `%%peft` touches the model."""
-    from ..training import trainer as launch
-
     found = _from_notebook(plan, user_ns)
     del found["tokenizer"]  # with `base:` it is loaded after this check
-    launch.check(plan, **found)
+    check_trainer(plan, **found)
 
 
 def _from_notebook(plan: Any, user_ns: dict[str, Any]) -> dict[str, Any]:
@@ -54,8 +53,6 @@ def _lookup(ns: dict[str, Any], name: str | None, key: str) -> Any:
 
 def stop_active() -> list[Any]:
     """`%peft stop`: stop every active run, wait for its checkpoint, say where it is."""
-    from ..training.run import stop_all
-
     runs = stop_all("%peft stop")
     if not runs:
         print("No training run is active.")

@@ -19,8 +19,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._errors import PlanError, unknown
 from .fit import GPUS
+from .fit import gpu as as_gpu
+from .fit import overhead as modelled_overhead
+from .measure import measure
+from .measure import peak_callback as make
 from .report import MemoryEstimate
+from .settings import resolve
 
 __all__ = ["GPUS", "MemoryEstimate", "estimate", "estimate_magic", "peak_callback"]
 
@@ -54,10 +60,6 @@ def estimate(
     """
     import time
 
-    from .._errors import PlanError, unknown
-    from .fit import gpu as as_gpu
-    from .settings import resolve
-
     if method not in METHODS:
         raise unknown("method", method, METHODS, key="method")
     start = time.perf_counter()
@@ -86,8 +88,6 @@ def estimate(
 
 
 def _run(method: str, setup: Any, batch: Any) -> MemoryEstimate:
-    from .fit import overhead as modelled_overhead
-
     if method == "analytic":
         from .analytic import analytic
 
@@ -109,7 +109,6 @@ def _run(method: str, setup: Any, batch: Any) -> MemoryEstimate:
         return MemoryEstimate(
             s.peak_bytes, s.breakdown, method, setup, modelled_overhead(s.peak_bytes), s.paged_bytes, s.phase
         )
-    from .measure import measure
 
     m = measure(setup, batch)
     return MemoryEstimate(m.peak_bytes, m.breakdown, method, setup, m.overhead_bytes, 0, "measured step")
@@ -118,6 +117,4 @@ def _run(method: str, setup: Any, batch: Any) -> MemoryEstimate:
 def peak_callback() -> Any:
     """A transformers TrainerCallback logging `memory/peak_gib` (torch.cuda.max_memory_allocated)
     each step, for a run's dashboard to show beside `estimate(...).peak_bytes`."""
-    from .measure import peak_callback as make
-
     return make()

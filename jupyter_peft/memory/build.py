@@ -16,7 +16,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .._compat import adapter_layer_types, add_fused_lm_head, peft_on_meta
 from .._errors import PlanError
+from ..model.adapt import check
+from ..plan.plan import Plan
 from .settings import Setup
 from .states import packed_bytes
 
@@ -38,7 +41,6 @@ def meta_model(setup: Setup, num_layers: int | None = None) -> Any:
 
         model._set_gradient_checkpointing(True, checkpoint_like_cuda)
     if setup.loss == "chunked" and is_causal_lm(model):
-        from .._compat import add_fused_lm_head
 
         add_fused_lm_head(model, ("log_probs", "entropy", "is_top1"))  # what SFTTrainer asks for
     if setup.plan is None:
@@ -140,7 +142,6 @@ def unquantized(plan: Any) -> Any:
     packing happens after peft has wrapped it."""
     if plan.effective_quantization == "none":
         return plan
-    from ..plan.plan import Plan
 
     data = {k: v for k, v in plan.to_dict().items() if not k.startswith(("bnb_", "llm_int8_"))}
     data.update(method="lora" if plan.method == "qlora" else plan.method)
@@ -150,9 +151,6 @@ def unquantized(plan: Any) -> Any:
 
 def _apply(plan: Any, model: Any) -> Any:
     """peft's model for `plan`, checked by jp's own `check` (same targets as `jp.apply`)."""
-    from .._compat import peft_on_meta
-    from ..model.adapt import check
-
     checked = check(unquantized(plan), model)
     return peft_on_meta(model, checked.config)
 
@@ -163,7 +161,6 @@ def _apply(plan: Any, model: Any) -> Any:
 class _Dequantized(torch.autograd.Function):
     """bitsandbytes' MatMul4Bit memory: the dequantized weight lives only during a matmul and
     is made again in backward; the input is not saved (the weight does not train)."""
-
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
         ctx.shape = shape
@@ -178,7 +175,6 @@ class _Dequantized(torch.autograd.Function):
 
 class PackedLinear(nn.Module):
     """A frozen linear layer stored like bitsandbytes' Linear4bit / Linear8bitLt."""
-
     def __init__(self, linear: nn.Linear, quantization: str, double_quant: bool) -> None:
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
@@ -197,8 +193,6 @@ class PackedLinear(nn.Module):
 def _pack_frozen_linears(model: Any, setup: Setup) -> None:
     """Frozen nn.Linear layers inside the decoder (not the LM head) become PackedLinear,
     as `from_pretrained(..., quantization_config=...)` would store them."""
-    from .._compat import adapter_layer_types
-
     BaseTunerLayer = adapter_layer_types()[0]
 
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None

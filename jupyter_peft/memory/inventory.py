@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .settings import Setup
+from .states import packed_bytes
 
 
 @dataclass(frozen=True)
 class Tensor:
     """One parameter (or buffer) of the model being trained."""
-
     name: str
     numel: int
     dtype: str
@@ -139,7 +139,6 @@ def _base_tensors(setup: Setup) -> list[Tensor]:
 
 class _ConfigRef:
     """Carries a config into an lru_cache without taking part in its key."""
-
     def __init__(self, config: Any) -> None:
         self.config = config
 
@@ -164,7 +163,6 @@ def _base_tensors_cached(
     import torch.nn as nn
 
     from .build import build_base
-    from .states import packed_bytes
 
     model = build_base(model_class, ref.config, dtype)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None

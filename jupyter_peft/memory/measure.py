@@ -19,7 +19,9 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._compat import add_fused_lm_head
 from .._errors import PlanError
+from ..model.adapt import apply
 from .settings import Setup
 
 
@@ -88,12 +90,10 @@ def cuda_model(setup: Setup) -> Any:
     if setup.gradient_checkpointing:
         base.gradient_checkpointing_enable()
     if setup.loss == "chunked" and is_causal_lm(base):
-        from .._compat import add_fused_lm_head
 
         add_fused_lm_head(base, ("log_probs", "entropy", "is_top1"))
     if setup.plan is None:
         return base
-    from ..model.adapt import apply
 
     model = apply(setup.plan.replace(base=None), base)
     if setup.quantization != "none":

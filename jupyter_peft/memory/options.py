@@ -11,6 +11,7 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
+from ..plan.plan import Plan
 from .fit import GiB, Gpu, accumulation, largest, max_positions, overhead
 from .settings import Setup
 
@@ -51,7 +52,6 @@ class Row:
 @dataclass
 class Comparison:
     """Full fine-tuning, LoRA and QLoRA, each with and without gradient checkpointing."""
-
     rows: list[Row]
     gpu: Gpu | None
 
@@ -102,8 +102,6 @@ def _variants(setup: Setup) -> list[tuple[str, Setup]]:
 
 def _lora_plan(plan: Any) -> Any:
     """The user's plan without quantization, or LoRA r=16 on all linear layers."""
-    from ..plan.plan import Plan
-
     if plan is None or not plan.method_spec.targets_modules:
         return Plan.from_dict({"method": "lora", "r": 16, "target_modules": "all-linear"})
     from .build import unquantized
@@ -128,7 +126,6 @@ def _label(plan: Any) -> str:
 @dataclass
 class Advice:
     """`advice()`'s entries, shown as a list (text and HTML)."""
-
     items: list[dict[str, Any]]
     gpu: Gpu
 

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 
 from .._compat import base_model, pattern_key
+from ..model.adapt import check
+from ..model.modelmap import layer_indices, role_pattern
 from ..session import session
 from .build import meta_model, num_layers
 from .inventory import Tensor, inventory
@@ -37,7 +39,6 @@ class Line:
     """Bytes as `const + rows * (per_token * seq + per_pair * seq**2)`: per-row memory grows
     with the sequence, and with its square where attention scores are materialised (eager
     attention); what does not grow (weight casts) is the constant."""
-
     const: float
     per_token: float
     per_pair: float = 0.0
@@ -70,7 +71,6 @@ class Curve:
     the phase follows (the probe runs the same ops at several sequence lengths, moment by
     moment). Small batches peak where weight-sized buffers are, large ones where activations
     are; one line could not say both."""
-
     lines: tuple[Line, ...]
 
     def at(self, rows: int, seq: int) -> float:
@@ -96,7 +96,6 @@ class Curve:
 @dataclass
 class Profile:
     """The per-model facts the instant estimate composes (see the module docstring)."""
-
     tensors: list[Tensor] = field(default_factory=list)
     layers: int = 0
     layer_retained: Line = Line(0, 0)
@@ -162,8 +161,6 @@ def _probe_setup(setup: Setup, total_layers: int) -> tuple[Setup, int, int]:
     plan = setup.plan
     if plan is None or not plan.method_spec.targets_modules or _uniform(plan):
         return setup, total_layers, 0
-    from ..model.adapt import check
-    from ..model.modelmap import layer_indices
     from .build import build_base, unquantized
 
     plan = unquantized(plan)
@@ -185,7 +182,6 @@ def _probe_setup(setup: Setup, total_layers: int) -> tuple[Setup, int, int]:
     options = {
         k: v for k, v in plan.options.items() if k not in ("layers_to_transform", "layers_pattern", "exclude_modules")
     }
-    from ..model.modelmap import role_pattern
 
     regex = "|".join(f"(?:{role_pattern(t)})" for t in top)
     probe_plan = plan.replace(options=options, target_modules=regex, ranks=ranks, alphas=alphas)

@@ -16,6 +16,7 @@ from typing import Any
 
 from .._errors import PlanError
 from .fit import GiB, Gpu, gpu
+from .options import advice, compare, largest_batch, largest_seq_len
 
 # component -> (colour, what it is); the order is the bar's
 COMPONENTS: dict[str, tuple[str, str]] = {
@@ -40,7 +41,6 @@ _METHODS = {
 @dataclass
 class MemoryEstimate:
     """Peak accelerator memory of one training step (see the module docstring)."""
-
     peak_bytes: int
     breakdown: dict[str, int]
     method: str
@@ -72,25 +72,17 @@ class MemoryEstimate:
     # ---- what-ifs (see options.py) --------------------------------------------------------
 
     def largest_batch(self, capacity: Any = None) -> int | None:
-        from .options import largest_batch
-
         return largest_batch(self.setup, self._card(capacity))
 
     def largest_seq_len(self, capacity: Any = None) -> int | None:
-        from .options import largest_seq_len
-
         return largest_seq_len(self.setup, self._card(capacity))
 
     def compare(self, capacity: Any = None) -> Any:
         """Full fine-tuning, LoRA and QLoRA, with and without gradient checkpointing."""
-        from .options import compare
-
         return compare(self.setup, gpu(capacity) if capacity is not None else self.gpu)
 
     def advice(self, capacity: Any = None) -> list[dict[str, Any]]:
         """What to change when the step does not fit (each with its new estimate)."""
-        from .options import advice
-
         return advice(self.setup, self._card(capacity))
 
     def _card(self, capacity: Any) -> Gpu:

@@ -17,7 +17,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from .._compat import base_model
 from .._errors import PlanError, unknown
+from ..model.adapt import as_plan
+from ..plan.train_config import NO_CHECKPOINTING, defaults
+from .states import OPTIMIZERS
 
 DTYPES = {"float32": 4, "bfloat16": 2, "float16": 2}
 _DTYPE_ALIASES = {
@@ -35,7 +39,6 @@ PAIRED = ("dpo", "orpo", "cpo", "reward")
 @dataclass(frozen=True)
 class Setup:
     """One training step, as the estimators see it."""
-
     config: Any
     """The transformers config of the base model."""
     plan: Any
@@ -64,7 +67,6 @@ class Setup:
     """fused: flash / memory-efficient kernels (no s x s scores); eager: scores materialised."""
     keep_gradients: bool = False
     """Gradients stay allocated between steps (zero_grad(set_to_none=False), torch < 2.0)."""
-
     @property
     def targets(self) -> int:
         """Tokens the LM head scores per row: the labels of an encoder-decoder model, else the
@@ -191,7 +193,6 @@ def _train_settings(plan: Any) -> dict[str, Any]:
     """Options from the plan's train block by TRL's names, with jp.train's GPU defaults."""
     if plan is None or not plan.train:
         return {}
-    from ..plan.train_config import NO_CHECKPOINTING, defaults
 
     train = plan.train
     trainer = train.get("trainer", "sft")
@@ -214,7 +215,6 @@ def _train_settings(plan: Any) -> dict[str, Any]:
 def _as_plan(plan: Any) -> Any:
     if plan is None or (isinstance(plan, str) and plan.strip().lower() in ("full", "full_finetuning", "none")):
         return None
-    from ..model.adapt import as_plan
 
     return as_plan(plan)
 
@@ -233,7 +233,6 @@ class ModelFacts:
     """A model read once (`read_model`): a copy of its config and its facts. `estimate` takes
     it in place of the model and gives the same answer without touching the model, so the
     studio reads the model on the kernel's thread and estimates in a background one."""
-
     config: Any
     facts: tuple[tuple[str, Any], ...]
 
@@ -263,8 +262,6 @@ def source_facts(source: Any) -> tuple[Any, dict[str, Any]]:
 
 
 def _model_facts(model: Any) -> tuple[Any, dict[str, Any]]:
-    from .._compat import base_model
-
     base = base_model(model)
     base = getattr(base, "model", base) if type(base).__name__ in ("LoraModel",) else base
     config = getattr(base, "config", None)
@@ -349,8 +346,6 @@ def _loss(value: Any, config: Any) -> str:
 
 
 def _optimizer(name: Any) -> str:
-    from .states import OPTIMIZERS
-
     name = str(getattr(name, "value", name)).lower()
     if name not in OPTIMIZERS:
         raise unknown("optimizer", name, OPTIMIZERS, key="optimizer")

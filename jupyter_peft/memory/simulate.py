@@ -21,12 +21,12 @@ from typing import Any
 import torch
 
 from .settings import Setup
+from .states import optimizer_bytes
 
 
 @dataclass
 class Simulated:
     """The tracked peak of one step and what it was made of."""
-
     peak_bytes: int
     breakdown: dict[str, int] = field(default_factory=dict)
     """At the peak: weights, gradients, optimizer, activations (kept for backward), temporaries."""
@@ -90,8 +90,6 @@ def simulate(setup: Setup, real: bool = False) -> Simulated:
 def _paged(optimizer: str, trainable: list[Any]) -> int:
     """State a paged bitsandbytes optimizer keeps in managed memory (CPU fake tensors cannot
     page, so the tracker saw it as ordinary memory)."""
-    from .states import optimizer_bytes
-
     shapes = ((p.numel(), str(p.dtype).replace("torch.", ""), tuple(p.shape)) for p in trainable)
     return optimizer_bytes(optimizer, shapes).paged
 

@@ -16,16 +16,17 @@ from typing import Any
 
 from .._compat import base_model, silence_library_noise
 from .._errors import PlanError
+from ..plan import methods
 from ..plan.plan import Plan
 from ..quant import kbit
 from ..session import session
+from .counting import prepared_config
 from .modelmap import ModelMap, inspect, role_pattern
 
 
 @dataclass
 class Checked:
     """What `check` learned: everything apply needs, computed without touching the model."""
-
     plan: Plan
     model_map: ModelMap
     peft_model: Any  # the PeftModel the model already belongs to, or None
@@ -156,7 +157,6 @@ def _wrap(checked: Checked, model: Any) -> Any:
 
 class _Snapshot:
     """Enough of a model's state to undo a failed apply: replaced modules and grad flags."""
-
     def __init__(self, base: Any) -> None:
         self.base = base
         self.grad = {name: p.requires_grad for name, p in base.named_parameters()}
@@ -234,8 +234,6 @@ def default_targets(spec: Any, model_map: ModelMap) -> Any:
 
 def _hook_default_targets(spec: Any, model_map: ModelMap) -> Any:
     """The targets peft's own config hook picks for this model type, or None."""
-    from .counting import prepared_config
-
     try:
         config = spec.config_class(**spec.fixed)
         return prepared_config(config, model_map.base_model).target_modules
@@ -260,7 +258,6 @@ def _check_targets(plan: Plan, model_map: ModelMap, resolved: Any, targets: list
             choices=_group_choices(model_map),
             **where,
         )
-    from ..plan import methods
 
     spec = plan.method_spec
     for path in targets:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._compat import pattern_key, peft_on_meta, tuner_defaults, unwrap_layer
-from .modelmap import ModelMap
+from .modelmap import ModelMap, convert_like_peft, walk_layers
 
 # config fields that only decide *which* modules are adapted; the rest shapes each layer
 _SELECTION_FIELDS = (
@@ -46,7 +46,6 @@ _MODEL_WIDE = ("modules_to_save", "trainable_token_indices", "layer_replication"
 @dataclass(frozen=True)
 class Cost:
     """Parameters peft adds to the model: trainable, all (incl. frozen ones) and their bytes."""
-
     trainable: int = 0
     total: int = 0
     nbytes: int = 0
@@ -61,7 +60,6 @@ class Cost:
 @dataclass
 class Count:
     """What a config adds to a model: the numbers peft's `get_nb_trainable_parameters` gives."""
-
     trainable: int
     """Trainable parameters of the PeftModel (peft's own count)."""
     total: int
@@ -74,7 +72,6 @@ class Count:
     """Number of adapted modules by group role."""
     other: Cost = Cost()
     """What does not belong to one targeted module: virtual tokens, modules_to_save, shared banks."""
-
     @property
     def percent(self) -> float:
         return 100.0 * self.trainable / self.total if self.total else 0.0
@@ -82,7 +79,6 @@ class Count:
 
 class ParamCounter:
     """Counts for one model; keeps its caches between clicks. Build once per ModelMap."""
-
     def __init__(self, model_map: ModelMap) -> None:
         self.model_map = model_map
         self.base_total = _peft_param_total(model_map.base_model)
@@ -178,7 +174,6 @@ class ParamCounter:
         return cost
 
     def _twin_cost(self, config: Any, fingerprint: str, sample: list[tuple[str, str | None]]) -> Cost:
-
         if not config.is_prompt_learning and not sample:
             return Cost()  # nothing targeted: nothing is applied, nothing added
         twin = meta_twin(self.model_map.base_model)
@@ -259,8 +254,6 @@ def _retarget(config: Any, modules: str | None, parameters: list[str] | None = N
 def prepared_config(config: Any, model: Any) -> Any:
     """A copy of `config` as get_peft_model will see it on `model`: peft's transformers-5 MoE
     conversion, then the tuner's own defaults for the model type (IA3's feedforward_modules...)."""
-    from .modelmap import convert_like_peft
-
     if getattr(config, "is_prompt_learning", False):
         return config
     config = copy.deepcopy(config)
@@ -389,8 +382,6 @@ def _peft_param_total(model: Any) -> int:
     """The model's own parameters as peft counts them (`get_nb_trainable_parameters`: a 4-bit
     weight packs two values per byte of its storage dtype, so numel * 2 * itemsize), without
     the adapters it may carry already (re-planning an applied model replaces them)."""
-    from .modelmap import walk_layers
-
     own: dict[int, Any] = {}
     for _, module in walk_layers(model):  # adapter layers and wrappers as their original layer
         for p in unwrap_layer(module)._parameters.values():
@@ -417,7 +408,6 @@ def _peft_param_total_of(params: Any) -> int:
 
 class _quiet:
     """peft warns about meta devices and re-wrapping; the probes are ours, not the user's."""
-
     def __enter__(self) -> None:
         import warnings
 

@@ -16,8 +16,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._compat import base_model, unwrap_layer
+from .._compat import base_model, convert_for_transformers, expand_all_linear, targets, unwrap_layer
 from .._errors import PlanError
+from ..plan.methods import can_target
+from ..plan.plan import Plan
+from ..session import session
 
 # Where in a multimodal model a module lives, by a word in its path.
 _SECTIONS = (
@@ -35,7 +38,6 @@ METHODS_SHOWN = ("lora", "dora", "ia3", "loha", "lokr", "adalora", "vera", "oft"
 @dataclass
 class Group:
     """Modules that play one role in every layer (e.g. `self_attn.q_proj` x 32)."""
-
     role: str
     """Unique name of the group; a rank or target key (`self_attn.q_proj`)."""
     name: str
@@ -66,7 +68,6 @@ class Group:
     """Whether the modules already carry an adapter layer."""
     shared: bool = False
     """Whether the weights are tied to an earlier group's (e.g. lm_head to the embeddings)."""
-
     @property
     def count(self) -> int:
         return len(self.paths)
@@ -79,8 +80,6 @@ class Group:
     @property
     def methods(self) -> list[str]:
         """Methods that can adapt this group, asked of peft (see `methods.can_target`)."""
-        from ..plan.methods import can_target
-
         if self.parameter is not None:
             return ["lora", "dora"]
         return [m for m in METHODS_SHOWN if can_target(m, self.kind)]
@@ -113,7 +112,6 @@ def role_pattern(role_or_template: str) -> str:
 
 class ModelMap:
     """The adaptable modules of `model`, grouped by role. Build with `jp.inspect(model)`."""
-
     def __init__(self, model: Any, groups: list[Group], total_params: int, task_type: str | None) -> None:
         self.model = model
         self.groups = groups
@@ -161,8 +159,6 @@ class ModelMap:
         (`...mlp.experts.gate_up_proj`).
         """
         from peft import LoraConfig
-
-        from ..plan.plan import Plan
 
         if isinstance(targets, Plan):
             return _peft_matches(targets.peft_config(task_type=self.task_type), self.base_model)
@@ -219,8 +215,6 @@ class ModelMap:
 
 def _peft_matches(peft_config: Any, model: Any) -> list[str]:
     """What peft's inject_adapter would wrap: the same config rewrites, then the same checks."""
-    from .._compat import expand_all_linear, targets
-
     if getattr(peft_config, "target_modules", None) is None and not getattr(peft_config, "target_parameters", None):
         return []
     convert_like_peft(peft_config, model)
@@ -243,8 +237,6 @@ def convert_like_peft(peft_config: Any, model: Any) -> None:
     target is resolved to leaf names (so a one-layer regex then adapts every layer)."""
     if not hasattr(getattr(model, "config", None), "model_type"):
         return
-    from .._compat import convert_for_transformers
-    from ..session import session
 
     convert_for_transformers(peft_config, model, session().conversions)
 
@@ -453,7 +445,6 @@ def _input_embedding(model: Any) -> Any:
 
 def _name_roles(groups: list[Group]) -> None:
     """Role = the path inside the layer (after the last index), lengthened until unique."""
-
     def suffix(template: str, n: int) -> str:
         return ".".join(template.split(".")[-n:])
 

@@ -10,6 +10,9 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._compat import adapter_layer_types, base_model
+from .modelmap import inspect
+
 
 @dataclass
 class GroupRow:
@@ -24,7 +27,6 @@ class GroupRow:
 @dataclass
 class Summary:
     """Trainable and total parameters of a PeftModel, overall and per group."""
-
     model: str
     method: str
     adapter: str
@@ -35,7 +37,6 @@ class Summary:
     """Trainable parameters outside adapted layers (virtual tokens, modules_to_save...)."""
     untouched: list[str] = field(default_factory=list)
     """Linear groups left frozen."""
-
     @property
     def percent(self) -> float:
         return 100.0 * self.trainable / self.total if self.total else 0.0
@@ -82,9 +83,6 @@ class Summary:
 
 def summarize(peft_model: Any) -> Summary:
     """The Summary of a PeftModel's active adapter."""
-    from .._compat import adapter_layer_types, base_model
-    from .modelmap import inspect
-
     BaseTunerLayer = adapter_layer_types()[0]
 
     adapter = peft_model.active_adapter

@@ -25,6 +25,8 @@ from typing import Any
 
 from .. import _yaml
 from .._errors import PlanError, unknown
+from . import methods
+from .train_config import check_train
 
 QUANTIZATIONS = ("none", "4bit", "8bit")
 _RESERVED = ("method", "target_modules", "ranks", "alphas", "quantization", "base", "adapter_name", "train")
@@ -35,7 +37,6 @@ _ALIASES = {"alpha": "alphas", "rank": "ranks", "targets": "target_modules", "tr
 @dataclass
 class Plan:
     """A parameter-efficient fine-tuning plan. See the module docstring for the YAML keys."""
-
     method: str = "lora"
     options: dict[str, Any] = field(default_factory=dict)
     """The method's own options by peft's field names (r, lora_alpha, num_virtual_tokens...)."""
@@ -55,7 +56,6 @@ class Plan:
     """None replaces existing adapters; a name adds (or replaces) that adapter only."""
     train: dict[str, Any] | None = None
     """The training block: trainer, dataset and the trainer config's own fields."""
-
     # ---- construction --------------------------------------------------------------------
 
     def __post_init__(self) -> None:
@@ -121,8 +121,6 @@ class Plan:
 
     @property
     def method_spec(self) -> Any:
-        from . import methods
-
         return methods.get(self.method)
 
     @property
@@ -147,8 +145,6 @@ class Plan:
     ) -> Any:
         """peft's config for this plan. `task_type` is used unless the plan sets one; the other
         arguments override the plan's (apply passes the forms it resolved against a model)."""
-        from . import methods
-
         spec = self.method_spec
         options = dict(self.options)
         if task_type is not None and "task_type" in spec.options:
@@ -170,8 +166,6 @@ class Plan:
 
 def _check(data: dict[str, Any], lines: dict[tuple[str, ...], int]) -> Plan:
     """Check a flat mapping of YAML keys and build the Plan. Nothing here touches a model."""
-    from . import methods
-
     def at(*path: str) -> dict[str, Any]:
         return {"line": lines.get(tuple(path))}
 
@@ -227,7 +221,6 @@ def _check(data: dict[str, Any], lines: dict[tuple[str, ...], int]) -> Plan:
 
     train = data.get("train")
     if train is not None:
-        from .train_config import check_train
 
         train = check_train(train, lines)
 

@@ -15,12 +15,12 @@ from typing import Any
 
 from .._errors import PlanError, unknown
 from .._hardware import bf16_gpu, cuda_here
+from .methods import Mismatch, coerce, type_name
 
 
 @dataclass(frozen=True)
 class TrainerSpec:
     """Where TRL keeps a trainer and its config, and what its data must look like."""
-
     name: str
     module: str
     trainer: str
@@ -69,8 +69,6 @@ def config_fields(trainer: str) -> dict[str, Any]:
 
 def check_train(train: Any, lines: dict[tuple[str, ...], int]) -> dict[str, Any]:
     """The train block, checked and coerced; PlanError names the line and key."""
-    from .methods import Mismatch, coerce, type_name
-
     line = lines.get(("train",))
     if isinstance(train, str):  # `train: sft` is short for `train: {trainer: sft}`
         train = {"trainer": train}

@@ -13,6 +13,7 @@ from typing import Any
 
 from .._errors import PlanError
 from .._hardware import bf16_gpu, default_device_map
+from ..demo import MODEL_DIR
 
 INSTALL_HINT = "pip install 'jupyter-peft[quant]'"
 
@@ -72,7 +73,6 @@ def source_path(base: str) -> str:
     """What `base:` names as something `from_pretrained` loads: `demo` is the packaged demo model's
     folder, anything else is itself."""
     if base == "demo":
-        from ..demo import MODEL_DIR
 
         return str(MODEL_DIR)
     return base

@@ -17,8 +17,11 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+from .._compat import dequantize_int8, unwrap_layer
 from .._errors import PlanError
 from .._format import format_bytes
+from ..model import adapt
+from ..model.modelmap import quant_state_bytes, tensor_bytes
 from .kbit import quantization_of
 
 
@@ -155,8 +158,6 @@ def _note(base: Any, quant: str, dtype: Any, device: Any, needed: int, free: int
 def _base_tensors(module: Any, prefix: str = "") -> Iterator[tuple[str, Any, bool, Any]]:
     """(path, tensor, is_parameter, owning layer) of the base model's own weights and buffers,
     under the paths of the plain model (adapter layers and wrappers are looked through)."""
-    from .._compat import unwrap_layer
-
     layer = unwrap_layer(module)
     for name, tensor in layer._parameters.items():
         if tensor is not None:
@@ -237,7 +238,6 @@ def _dequantized(weight: Any, layer: Any) -> Any:
             # bitsandbytes repacks 4-bit weights in place for CPU inference; undo that on a copy
             data, state = F._convert_weight_packed_for_cpu_inverse(data.clone(), copy.deepcopy(state))
         return F.dequantize_4bit(data, state)
-    from .._compat import dequantize_int8
 
     return dequantize_int8(weight, layer.state)  # 8-bit: int8 rows x their scales
 
@@ -280,7 +280,6 @@ def _merge_in_place(peft_model: Any, base: Any, quant: str, adapter: str, dtype:
             f"copy (it needs {format_bytes(needed)})",
             key="inplace",
         )
-    from ..model import adapt
 
     merged = peft_model.merge_and_unload(safe_merge=True, adapter_names=[adapter])
     adapt.forget(base)  # the adapters are gone: apply must not find the old PeftModel
@@ -332,8 +331,6 @@ def _logical_numel(tensor: Any) -> int:
 
 
 def _stored_bytes(tensor: Any) -> int:
-    from ..model.modelmap import quant_state_bytes, tensor_bytes
-
     qs = getattr(tensor, "quant_state", None)
     return tensor_bytes(tensor) + (quant_state_bytes(qs) if qs is not None else 0)
 

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ..model.adapt import apply, as_plan, check_idle, find_peft_model
+from ..model.summary import method_name
 from .run import Run
+from .trainer import build as build_trainer
 
 
 def train(peft_model: Any, plan: Any = None, *, dataset: Any = None, tokenizer: Any = None, eval_dataset: Any = None,
@@ -25,19 +27,16 @@ def train(peft_model: Any, plan: Any = None, *, dataset: Any = None, tokenizer: 
     A model without an adapter gets the plan applied first. `stop_on_nan` ends a run whose loss
     becomes NaN/inf (state failed, the NaN weights not saved).
     """
-    from . import trainer as launch
-
     model = find_peft_model(peft_model)
     if plan is None:  # train the adapter the model has, with the default train block
-        from ..model.summary import method_name
 
         plan = {"method": method_name(model.peft_config[model.active_adapter]) if model is not None else "lora"}
     plan = as_plan(plan)
     check_idle(peft_model)
     if model is None:
         model = apply(plan, peft_model)
-    ready = launch.build(model, plan, dataset=dataset, tokenizer=tokenizer, eval_dataset=eval_dataset,
-                         reward_funcs=reward_funcs, output_dir=output_dir, runs_dir=runs_dir, **trainer_kwargs)
+    ready = build_trainer(model, plan, dataset=dataset, tokenizer=tokenizer, eval_dataset=eval_dataset,
+                          reward_funcs=reward_funcs, output_dir=output_dir, runs_dir=runs_dir, **trainer_kwargs)
     run = Run(ready.trainer, plan=plan.replace(train=ready.train), resume=ready.resume, prior=ready.prior,
               stop_on_nan=stop_on_nan)
     _dashboard(run)
@@ -60,7 +59,7 @@ def attach(trainer: Any) -> Any:
 
 def _dashboard(run: Run) -> Any:
     """The live dashboard that watches `run` (it becomes `run.dashboard`)."""
-    from ..ui.dashboard import Dashboard
+    from ..ui.dashboard.widget import Dashboard
 
     run.dashboard = Dashboard(run)
     return run.dashboard

@@ -33,7 +33,9 @@ from .._errors import PlanError
 from ..model.adapt import base_id, busy
 from ..session import session
 from . import folders, interrupts
+from .generation import compare, generate
 from .metrics import Tracker
+from .run_memory import run_estimate
 
 LIVE = ("running", "stopping")
 MEMORY_EVERY = 0.25  # seconds between memory samples in the history
@@ -41,7 +43,6 @@ MEMORY_EVERY = 0.25  # seconds between memory samples in the history
 
 class Run:
     """One training run of a trainer; see the module docstring. Build with `jp.train` or `jp.attach`."""
-
     def __init__(self, trainer: Any, *, plan: Any = None, resume: Path | None = None,
                  prior: list[dict[str, Any]] | None = None, stop_on_nan: bool = True) -> None:
         from .callback import Recorder
@@ -167,7 +168,6 @@ class Run:
         """The tuned model's continuation of `prompt` (text, or chat messages), greedy by default."""
         if self.state in LIVE:
             raise PlanError("the model is training: generate after it stops (run.stop(); run.wait())")
-        from .generation import generate
 
         return generate(self.model, self.trainer.processing_class, prompt, max_new_tokens, **generate_kwargs)
 
@@ -175,7 +175,6 @@ class Run:
         """The same prompt with the adapter on and off, side by side."""
         if self.state in LIVE:
             raise PlanError("the model is training: compare after it stops (run.stop(); run.wait())")
-        from .generation import compare
 
         return compare(self.model, self.trainer.processing_class, prompt, max_new_tokens, **generate_kwargs)
 
@@ -208,8 +207,6 @@ class Run:
             self._train_ended()
 
     def _began(self, state: Any) -> None:
-        from .run_memory import run_estimate
-
         self.estimate = run_estimate(self.trainer, self.plan, self.on_cuda)  # before the first step
         self.tracker.begin(state.max_steps, getattr(state, "num_train_epochs", None), self._prior)
         self._prior = []

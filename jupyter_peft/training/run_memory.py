@@ -18,14 +18,15 @@ import functools
 from typing import Any
 
 from .._errors import PlanError
+from .._format import format_bytes as size_text
+from ..memory import estimate
+from ..model.adapt import applied_plan, find_peft_model
+from ..plan.train_config import TRAINERS
 
 
 def run_estimate(trainer: Any, plan: Any, cuda: bool) -> dict[str, Any]:
     """The dashboard's estimate fields: `estimate_bytes` (peak tensors) and `estimate_text`,
     or an `estimate_text` saying why there is none."""
-    from .._format import format_bytes as size_text
-    from ..memory import estimate
-
     try:
         settings = run_settings(trainer)
         est = estimate(trainer.model, _plan(trainer, plan), **settings)
@@ -61,9 +62,6 @@ def run_settings(trainer: Any) -> dict[str, Any]:
 def _plan(trainer: Any, plan: Any) -> Any:
     """The plan to estimate: the one `jp.apply` recorded for the adapter (the run's own may
     name no targets), with the trainer kind; None (full fine-tuning) without an adapter."""
-    from ..model.adapt import applied_plan, find_peft_model
-    from ..plan.train_config import TRAINERS
-
     peft_model = find_peft_model(trainer.model)
     if peft_model is None:
         return None
@@ -93,7 +91,6 @@ def longest_row(dataset: Any) -> int | None:
 
 def _row_lengths(batch: Any, pc: Any) -> Any:
     """Tokens per row of one Arrow batch: input_ids, or a prompt plus its longest completion."""
-
     def length(name: str) -> Any:
         return pc.list_value_length(batch.column(name))
 

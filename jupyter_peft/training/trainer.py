@@ -18,7 +18,7 @@ from .._compat import silence_library_noise
 from .._errors import PlanError, unknown
 from ..plan.plan import Plan
 from ..plan.train_config import RUN_KEYS, TRAINERS, check_train, config_fields, trainer_config
-from . import folders as runfolder
+from . import folders
 
 # Columns each trainer reads, as alternatives (any one set must be present). SFT's text
 # column is its config's `dataset_text_field`, filled in below.
@@ -64,7 +64,7 @@ def check(plan: Plan, *, dataset: Any, eval_dataset: Any = None, reward_funcs: A
         raise PlanError(f"reward_funcs are for grpo and rloo, not {name}", key="train.reward_funcs")
     if train.get("resume_from"):
         max_steps = trainer_config(train, train["resume_from"], method=plan.method).max_steps
-        runfolder.resume_point(train["resume_from"], max_steps)
+        folders.resume_point(train["resume_from"], max_steps)
     return train, init_kwargs
 
 
@@ -95,17 +95,17 @@ def build(
     if train.get("resume_from"):
         folder = Path(train["resume_from"])
         config = trainer_config(train, str(folder), method=plan.method)
-        resume = runfolder.resume_point(folder, config.max_steps)
+        resume = folders.resume_point(folder, config.max_steps)
         _check_resume_adapter(peft_model, resume)
-        prior = runfolder.read_history(folder, until_step=runfolder.checkpoint_step(resume))
+        prior = folders.read_history(folder, until_step=folders.checkpoint_step(resume))
     else:
-        folder = Path(output_dir) if output_dir is not None else runfolder.fresh_path(runs_dir, plan.method, name)
+        folder = Path(output_dir) if output_dir is not None else folders.fresh_path(runs_dir, plan.method, name)
         config = trainer_config(train, str(folder), method=plan.method)  # TRL's checks, before the folder exists
         created = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
     trainer = _construct(trainer_cls, name, peft_model, config, dataset, eval_dataset, tokenizer, init_kwargs,
                          cleanup=folder if created else None)
-    runfolder.write_plan(folder, plan.replace(train=train))
+    folders.write_plan(folder, plan.replace(train=train))
     return Launch(trainer, folder, train, resume, prior)
 
 

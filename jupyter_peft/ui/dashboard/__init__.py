@@ -4,7 +4,3 @@
 - `view.py`: the view-model (state line, progress, memory) computed from the Run's data;
 - `snapshot.py`: the finished run as HTML with SVG charts, shown without a kernel.
 """
-
-from .widget import Dashboard
-
-__all__ = ["Dashboard"]

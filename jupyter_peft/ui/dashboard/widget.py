@@ -20,7 +20,11 @@ from typing import Any
 import anywidget
 import traitlets as t
 
+from ...model.adapt import find_peft_model
+from ...model.modelmap import inspect
+from ...model.summary import summarize
 from ...training.metrics import decimate, finite_or_none, panel_of
+from ..param_chart import from_summary
 from . import view
 
 LIVE = ("ready", "running", "stopping")
@@ -29,7 +33,6 @@ MAX_FLAGS = 20
 
 class Dashboard(anywidget.AnyWidget):
     """Live charts, progress and Stop / Save now for a training run (`run.dashboard`)."""
-
     _esm = Path(__file__).resolve().parents[2] / "static" / "dashboard.js"
 
     status = t.Dict().tag(sync=True)
@@ -51,7 +54,6 @@ class Dashboard(anywidget.AnyWidget):
     interval = t.Float(0.25)
     """Seconds between updates sent to the browser: 4 a second, as often as the page redraws
     (each update is two kernel messages; sending costs the training thread more than recording)."""
-
     def __init__(self, run: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.run = run
@@ -169,11 +171,6 @@ class Dashboard(anywidget.AnyWidget):
 
 def _param_data(model: Any) -> dict[str, Any]:
     """The trainable-parameter chart of a PeftModel ({} for a model without adapters)."""
-    from ...model.adapt import find_peft_model
-    from ...model.modelmap import inspect
-    from ...model.summary import summarize
-    from ..param_chart import from_summary
-
     peft_model = find_peft_model(model)
     if peft_model is None:
         return {}

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..._errors import PlanError, unknown
-from ...model.adapt import match_options
+from ...model.adapt import default_targets, match_options
 from ...model.modelmap import Group, ModelMap
 from ...plan import methods
 from ...plan.plan import Plan
@@ -47,7 +47,6 @@ def block_of(group: Group) -> str:
 
 class Draft:
     """The studio's state for one model. Edit with the methods below; read with `plan()`."""
-
     def __init__(self, model_map: ModelMap, method: str = "lora") -> None:
         self.model_map = model_map
         self.method = methods.get(method).name
@@ -264,8 +263,6 @@ class Draft:
 def _targets_or_default(plan: Plan, model_map: ModelMap, has_parameters: bool) -> Any:
     """The plan's target_modules, else peft's default for the model (which peft adds even
     beside target_parameters); None where there is no default but expert tensors are named."""
-    from ...model.adapt import default_targets
-
     if plan.target_modules is not None:
         return plan.target_modules
     try:

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..._errors import PlanError
 from ..._format import format_bytes as size_text
+from ...memory import estimate
 from ...memory.fit import GPUS, GiB, Gpu, MiB
 from ...memory.options import _MAX_BATCH as MAX_BATCH  # where memory's batch search stops
 
@@ -136,8 +137,6 @@ def compute(
     """The estimator thread's job: the panel for `plan` on `source` (a `read_model` copy) with
     `inputs`, then, when "what fits" is open and the result is still `wanted`, the panel with
     the comparison. Errors become panels with words: the studio never breaks on them."""
-    from ...memory import estimate
-
     try:
         est = estimate(source, plan, **estimate_options(inputs))
         shown = panel(est)

@@ -28,15 +28,22 @@ import anywidget
 import traitlets as t
 
 from ..._errors import PlanError
+from ...memory.settings import read_model
+from ...model.adapt import applied_plan, apply, as_plan, check
+from ...model.counting import Count, ParamCounter
+from ...model.modelmap import inspect
+from ...model.summary import summarize
+from ...session import session
 from ..latest import Latest
+from ..param_chart import from_count
 from . import memory_panel, state
+from .draft import Draft
 
 _STATIC = Path(__file__).resolve().parents[2] / "static"
 
 
 class Studio(anywidget.AnyWidget):
     """The interactive studio for one model. `studio.plan` is its state as a `jp.Plan`."""
-
     _esm = _STATIC / "studio.js"
 
     model_info = t.Dict().tag(sync=True)
@@ -87,7 +94,6 @@ class Studio(anywidget.AnyWidget):
     """"", "applying", "applied" or "failed"."""
     timing = t.Dict().tag(sync=True)
     """Milliseconds the kernel spent on the last command (shown small; used by the benchmark)."""
-
     def __init__(
         self,
         model: Any,
@@ -98,13 +104,11 @@ class Studio(anywidget.AnyWidget):
         bind_as: str = "peft_model",
         **kwargs: Any,
     ) -> None:
-        from ...model.counting import ParamCounter
-        from ...model.modelmap import inspect
-        from .draft import Draft
 
         super().__init__(**kwargs)
         self._sync = threading.RLock()  # trait updates come from the kernel's thread and the estimator's
         self._estimator = Latest()
+        session().studios.add(self)
         self.model = model
         self.peft_model: Any = None
         """The PeftModel the last Apply made."""
@@ -137,9 +141,6 @@ class Studio(anywidget.AnyWidget):
 
     @plan.setter
     def plan(self, plan: Any) -> None:
-        from ...model.adapt import as_plan
-        from .draft import Draft
-
         self._draft = Draft.from_plan(self._map, as_plan(plan))
         with self._batch():
             self._on_method()
@@ -215,10 +216,6 @@ class Studio(anywidget.AnyWidget):
     def apply(self) -> Any:
         """Apply the studio's plan to the model (`jp.apply`); returns the PeftModel, or None
         when the settings make no valid plan (the messages say why; nothing changed)."""
-        from ...model.adapt import apply
-        from ...model.modelmap import inspect
-        from ...model.summary import summarize
-
         self.status = "applying"
         try:
             peft_model = apply(self._draft.plan(), self.model)
@@ -254,9 +251,6 @@ class Studio(anywidget.AnyWidget):
 
     def _refresh(self) -> None:
         """Rebuild everything that follows from the draft: ticks, plan text, counts, chart."""
-        from ...model.adapt import check
-        from ..param_chart import from_count
-
         draft = self._draft
         self.picked = {role: sorted(members) for role, members in draft.picked.items()}
         self.ranks, self.alphas = dict(draft.ranks), dict(draft.alphas)
@@ -327,14 +321,13 @@ class Studio(anywidget.AnyWidget):
 
     def close(self) -> None:
         self._estimator.close()
+        session().studios.discard(self)
         super().close()
 
 
 def _read_model(model: Any) -> tuple[Any, str | None]:
     """What the estimate needs of `model`, read now on the kernel's thread: (facts, None), or
     (None, why) for a model memory cannot estimate (no transformers config)."""
-    from ...memory.settings import read_model
-
     try:
         return read_model(model), None
     except PlanError:  # its only refusal: no config to build the model from
@@ -343,8 +336,6 @@ def _read_model(model: Any) -> tuple[Any, str | None]:
 
 def _applied_plan(model: Any) -> Any:
     """The plan `jp.apply` (or %%peft) last put on this model, so the studio opens on it."""
-    from ...model.adapt import applied_plan
-
     found = applied_plan(model)
     return found[1] if found is not None else None
 
@@ -384,8 +375,6 @@ def _cell_text(model_name: str, plan: Any, bind_as: str) -> str:
 
 
 def _zero(counter: Any) -> Any:
-    from ...model.counting import Count
-
     return Count(trainable=0, total=counter.base_total, added_bytes=0)
 
 

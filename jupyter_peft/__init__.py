@@ -41,7 +41,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "studio": ("ui.studio.widget", "studio"),
     "Studio": ("ui.studio.widget", "Studio"),
     "export": ("exports.api", "export"),
-    "merge": ("quant.merging", "merge"),
+    "merge": ("model.merging", "merge"),
     "demo": ("demo", None),
 }
 
@@ -86,11 +86,11 @@ if TYPE_CHECKING:  # real imports for type checkers and IDEs only
     from .exports.api import export
     from .memory import MemoryEstimate, estimate
     from .model.adapt import apply
+    from .model.merging import merge
     from .model.modelmap import ModelMap, inspect
     from .model.summary import Summary, summarize
     from .plan import methods
     from .plan.plan import Plan
-    from .quant.merging import merge
     from .training.api import attach, train
     from .training.run import Run
     from .ui.studio.widget import Studio, studio

@@ -27,6 +27,7 @@ from typing import Any
 
 from .._hardware import default_device_map
 from ..plan.plan import Plan
+from ..quant.kbit import quantization_config
 
 MODEL_DIR = Path(__file__).parent / "model"
 DATA_DIR = Path(__file__).parent / "data"
@@ -88,7 +89,7 @@ def load(dtype: Any = None, quantization: Any = None, **kwargs: Any) -> tuple[An
 
 def _quantization_config(quantization: Any, dtype: Any) -> Any:
     """The BitsAndBytesConfig for `quantization`, built as a plan's `quantization:` is
-    (loading.quantization_config), with 4-bit compute in the dtype the model loads in."""
+    (quant.kbit.quantization_config), with 4-bit compute in the dtype the model loads in."""
     if quantization is None or quantization == "none":
         return None
     from transformers import BitsAndBytesConfig
@@ -108,8 +109,6 @@ def _quantization_config(quantization: Any, dtype: Any) -> Any:
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=str(dtype).removeprefix("torch."),
         )
-    from ..quant.loading import quantization_config  # loading reads this package's MODEL_DIR
-
     return quantization_config(Plan.from_dict(options))
 
 

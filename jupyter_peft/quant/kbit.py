@@ -1,4 +1,5 @@
-"""Quantized (k-bit) bases: which quantization a model carries, and preparing it for training.
+"""Quantized (k-bit) bases: the BitsAndBytesConfig a plan asks for, which quantization a model
+carries, and preparing it for training.
 
 A bitsandbytes model is prepared once, before its first adapter (peft's
 `prepare_model_for_kbit_training`: freeze the base, upcast the 16-bit non-quantized
@@ -15,7 +16,11 @@ import warnings
 from typing import Any
 
 from .._compat import base_model as _base
+from .._errors import PlanError
+from .._hardware import bf16_gpu
 from ..session import session
+
+INSTALL_HINT = "pip install 'jupyter-peft[quant]'"
 
 _BNB_PARAMS = {"Params4bit": "4bit", "Int8Params": "8bit"}
 _CHECKPOINTING_KEYS = ("activation_checkpointing", "gradient_checkpointing")  # transformers 5 name, older alias
@@ -135,3 +140,35 @@ def _quiet_int8_casts() -> None:
     logger = logging.getLogger("bitsandbytes.autograd._functions")
     if not any(isinstance(f, _Once) for f in logger.filters):
         logger.addFilter(_Once())
+
+
+def quantization_config(plan: Any) -> Any:
+    """transformers' BitsAndBytesConfig for the plan, or None when it does not quantize.
+
+    Without bitsandbytes installed this is one PlanError line saying what to install.
+    4-bit compute runs in bfloat16 on a GPU that has it (QLoRA's setting; float32 there is
+    slow) unless the plan sets `bnb_4bit_compute_dtype`.
+    """
+    quant = plan.effective_quantization
+    if quant == "none":
+        return None
+    require_bitsandbytes(quant)
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    options = dict(plan.quant_options)
+    if quant == "4bit" and "bnb_4bit_compute_dtype" not in options and bf16_gpu():
+        options["bnb_4bit_compute_dtype"] = "bfloat16"
+    if "bnb_4bit_compute_dtype" in options:
+        options["bnb_4bit_compute_dtype"] = getattr(torch, options["bnb_4bit_compute_dtype"])
+    if quant == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, **options)
+    return BitsAndBytesConfig(load_in_8bit=True, **options)
+
+
+def require_bitsandbytes(quant: str) -> None:
+    """PlanError naming the package to install when bitsandbytes cannot be imported."""
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise PlanError(f"a {quant} base needs bitsandbytes: {INSTALL_HINT}", key="quantization") from None

@@ -12,10 +12,9 @@ import os
 from typing import Any
 
 from .._errors import PlanError
-from .._hardware import bf16_gpu, default_device_map
+from .._hardware import default_device_map
 from ..demo import MODEL_DIR
-
-INSTALL_HINT = "pip install 'jupyter-peft[quant]'"
+from .kbit import INSTALL_HINT, quantization_config, require_bitsandbytes  # noqa: F401 - loading's API too
 
 
 def load_base(plan: Any, device_map: Any = None) -> tuple[Any, Any]:
@@ -35,38 +34,6 @@ def load_base(plan: Any, device_map: Any = None) -> tuple[Any, Any]:
     except (OSError, ValueError) as err:
         raise PlanError(f"cannot load {plan.base!r}: {_first_line(err)}", key="base", value=plan.base) from None
     return model, _tokenizer(source)
-
-
-def quantization_config(plan: Any) -> Any:
-    """transformers' BitsAndBytesConfig for the plan, or None when it does not quantize.
-
-    Without bitsandbytes installed this is one PlanError line saying what to install.
-    4-bit compute runs in bfloat16 on a GPU that has it (QLoRA's setting; float32 there is
-    slow) unless the plan sets `bnb_4bit_compute_dtype`.
-    """
-    quant = plan.effective_quantization
-    if quant == "none":
-        return None
-    require_bitsandbytes(quant)
-    import torch
-    from transformers import BitsAndBytesConfig
-
-    options = dict(plan.quant_options)
-    if quant == "4bit" and "bnb_4bit_compute_dtype" not in options and bf16_gpu():
-        options["bnb_4bit_compute_dtype"] = "bfloat16"
-    if "bnb_4bit_compute_dtype" in options:
-        options["bnb_4bit_compute_dtype"] = getattr(torch, options["bnb_4bit_compute_dtype"])
-    if quant == "4bit":
-        return BitsAndBytesConfig(load_in_4bit=True, **options)
-    return BitsAndBytesConfig(load_in_8bit=True, **options)
-
-
-def require_bitsandbytes(quant: str) -> None:
-    """PlanError naming the package to install when bitsandbytes cannot be imported."""
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
-        raise PlanError(f"a {quant} base needs bitsandbytes: {INSTALL_HINT}", key="quantization") from None
 
 
 def source_path(base: str) -> str:

@@ -20,9 +20,9 @@ from typing import Any
 from .._compat import dequantize_int8, unwrap_layer
 from .._errors import PlanError
 from .._format import format_bytes
-from ..model import adapt
-from ..model.modelmap import quant_state_bytes, tensor_bytes
-from .kbit import quantization_of
+from ..quant.kbit import quantization_of
+from . import adapt
+from .modelmap import quant_state_bytes, tensor_bytes
 
 
 def merge(

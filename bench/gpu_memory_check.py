@@ -4,8 +4,10 @@ A ~1.1B-parameter Llama-style config (TinyLlama's shape) built from its config w
 weights; for each row of a small matrix (full fine-tuning, LoRA on attention and on all linear
 layers, QLoRA NF4 with double quantization, IA3, prompt tuning; bf16 and fp32; with and
 without gradient checkpointing; two batch shapes), `method="measure"` runs two real training
-steps and reads the second one's `torch.cuda.max_memory_allocated`, printed beside the instant
-estimate (and the simulation, on request). Exits with a message when there is no CUDA device.
+steps and reads the second one's `torch.cuda.max_memory_allocated` and `max_memory_reserved`,
+printed beside the instant estimate's allocated and reserved peaks (and the simulation's, on
+request; the reserved ones come from the caching allocator model, memory/allocator.py).
+Exits with a message when there is no CUDA device.
 Under 5 minutes on one GPU.
 
     PYTHONPATH=. python bench/gpu_memory_check.py [--simulate]
@@ -71,9 +73,10 @@ def main(simulate: bool = False) -> int:
     print(f"device: {torch.cuda.get_device_name()}; Llama-style 1.1B config, random weights")
     print(
         f"{'plan':14} {'dtype':8} {'gc':2} {'b':>2} {'seq':>5} {'measured':>9} {'instant':>9} {'err':>7}"
-        f"{'  simulated    err' if simulate else ''}  overhead"
+        f"{'  simulated    err' if simulate else ''}  overhead  reserved: measured instant err"
+        f"{' simulated err' if simulate else ''}"
     )
-    worst = 0.0
+    worst = worst_reserved = 0.0
     for plan, dtype, ckpt, batch, seq in ROWS:
         options = dict(batch_size=batch, seq_len=seq, dtype=dtype, gradient_checkpointing=ckpt)
         start = time.perf_counter()
@@ -90,9 +93,18 @@ def main(simulate: bool = False) -> int:
             line += (
                 f"  {simulated.peak_bytes / GiB:8.2f}G {simulated.peak_bytes / measured.peak_bytes - 1:+7.1%}"
             )
-        line += f"  {measured.overhead_bytes / GiB:.2f}G  ({time.perf_counter() - start:.0f}s)"
+        line += f"  {measured.overhead_bytes / GiB:.2f}G"
+        # max_memory_reserved of the second step against the allocator model's reserved peak
+        reserved_error = instant.reserved_bytes / measured.reserved_bytes - 1
+        worst_reserved = max(worst_reserved, abs(reserved_error))
+        line += f"  {measured.reserved_bytes / GiB:8.2f}G {instant.reserved_bytes / GiB:8.2f}G {reserved_error:+7.1%}"
+        if simulate:
+            sim_error = simulated.reserved_bytes / measured.reserved_bytes - 1
+            line += f" {simulated.reserved_bytes / GiB:8.2f}G {sim_error:+7.1%}"
+        line += f"  ({time.perf_counter() - start:.0f}s)"
         print(line, flush=True)
     print(f"worst |error| of the instant estimate against max_memory_allocated: {worst:.1%}")
+    print(f"worst |error| of the instant reserved peak against max_memory_reserved: {worst_reserved:.1%}")
     return 0
 
 

@@ -84,7 +84,7 @@ def save_model(folder: Path, size: str, gpu: bool) -> str:
 
 def run(kind: str, folder: str, out: Path, gpu: bool, steps: int) -> dict:
     import jupyter_peft as jp
-    from jupyter_peft import kbit
+    from jupyter_peft.quant import kbit
     from jupyter_peft.quant.loading import load_base
 
     plan = jp.Plan.from_yaml(f"base: {folder}\n{BASES[kind]}")
@@ -133,7 +133,7 @@ def round_trip(peft_model, plan, out: Path, gpu: bool) -> bool:
     """The saved adapter on a freshly loaded base gives the trained model's logits."""
     from peft import PeftModel
 
-    from jupyter_peft import kbit
+    from jupyter_peft.quant import kbit
     from jupyter_peft.quant.loading import load_base
 
     fresh, _ = load_base(plan, device_map={"": 0} if gpu else "cpu")

@@ -23,7 +23,7 @@ def main() -> None:
     import transformers
 
     import jupyter_peft as jp
-    from jupyter_peft import skeletons
+    from jupyter_peft.demo import skeletons
 
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)

@@ -20,6 +20,12 @@ from ._errors import PlanError
 # missing; peft imports it, so every studio and %%peft output would start with that red line.
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
+# our own peft methods (bottleneck adapters) join peft when peft is imported, by anyone: at once
+# if it already is, else right after its import finishes (imports nothing now; see tuners/)
+from .tuners import register_when_peft_loads  # noqa: E402
+
+register_when_peft_loads()
+
 __version__ = "0.1.0"
 
 # public name -> (module, attribute); imported on first access (PEP 562). No room is named
@@ -34,6 +40,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "summarize": ("model.summary", "summarize"),
     "methods": ("plan.methods", None),
     "estimate": ("memory", "estimate"),
+    "preview": ("data", "preview"),
     "MemoryEstimate": ("memory", "MemoryEstimate"),
     "train": ("training.api", "train"),
     "Run": ("training.run", "Run"),
@@ -83,6 +90,7 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 if TYPE_CHECKING:  # real imports for type checkers and IDEs only
     from . import demo
+    from .data import preview
     from .exports.api import export
     from .memory import MemoryEstimate, estimate
     from .model.adapt import apply

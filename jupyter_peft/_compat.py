@@ -12,9 +12,12 @@ Everything is imported where it is used: nothing here imports torch, peft or TRL
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 _NOISE: list[tuple[type[Warning], str]] = [
@@ -66,16 +69,62 @@ def adapter_layer_types() -> tuple[type, type]:
 
 def peft_on_meta(model: Any, config: Any) -> Any:
     """peft's model of `model` (on meta) under `config`, its adapter weights on meta, changing no
-    global state. peft's own `low_cpu_mem_usage=True` swaps `nn.Module.register_parameter`
+    other thread's state. peft's own `low_cpu_mem_usage=True` swaps `nn.Module.register_parameter`
     process-wide while it injects (peft.utils.integrations.init_empty_weights): a model built
     meanwhile on another thread, the user's in the kernel, lands on meta, and two overlapping
     swaps (the studio's estimate and its count, each on its own thread) leave it swapped for good.
-    torch's device context is per thread, so the adapters land on meta here and nowhere else."""
-    import torch
+    Here new parameters go to meta on this thread only (`_params_on_meta`); tensors a tuner makes
+    with factory functions while initialising (BOFT draws a random int) stay real, as in peft's."""
     from peft import get_peft_model
 
-    with torch.device("meta"):
+    with _params_on_meta():
         return get_peft_model(model, config)
+
+
+_META = threading.local()
+_META_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _params_on_meta() -> Iterator[None]:
+    """Parameters registered on this thread go to the meta device (other threads: unchanged).
+
+    `nn.Module.register_parameter` is wrapped once, for good, by a function that moves the
+    parameter only while this thread has asked for it, so nothing is swapped back and forth."""
+    import torch.nn as nn
+
+    with _META_LOCK:
+        current = nn.Module.register_parameter
+        if not getattr(current, "_jupyter_peft_meta", False) and current.__module__ != "torch.nn.modules.module":
+            # someone else's swap is active right now (a peft call of the user's): wrapping it
+            # would keep it for good; put this call's tensors on meta by torch's per-thread mode
+            fallback = True
+        elif not getattr(current, "_jupyter_peft_meta", False):
+            fallback, original = False, current
+
+            def register_parameter(module: Any, name: str, param: Any) -> None:
+                original(module, name, param)
+                if param is not None and getattr(_META, "depth", 0):
+                    registered = module._parameters[name]
+                    kwargs = registered.__dict__
+                    kwargs["requires_grad"] = param.requires_grad
+                    module._parameters[name] = type(registered)(registered.to("meta"), **kwargs)
+
+            register_parameter._jupyter_peft_meta = True  # type: ignore[attr-defined]
+            nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
+        else:
+            fallback = False
+    if fallback:
+        import torch
+
+        with torch.device("meta"):
+            yield
+        return
+    _META.depth = getattr(_META, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _META.depth -= 1
 
 
 # ---- peft: what a config targets ----------------------------------------------------------------
@@ -89,11 +138,30 @@ def expand_all_linear(peft_config: Any, model: Any) -> Any:
 
 
 def targets(peft_config: Any, path: str) -> bool:
-    """Whether peft's own check wraps the module at `path` (excluded modules do not count)."""
+    """Whether peft wraps the module at `path`: the tuner's own `_check_target_module_exists`
+    (most tuners use peft's shared check; excluded and saved modules do not count)."""
     from peft.tuners.tuners_utils import _ExcludedModule, check_target_module_exists
 
-    result = check_target_module_exists(peft_config, path)
+    tuner = tuner_class(peft_config.peft_type)
+    check = getattr(tuner, "_check_target_module_exists", None) if tuner is not None else None
+    result = check(peft_config, path) if check is not None else check_target_module_exists(peft_config, path)
     return bool(result) and not isinstance(result, _ExcludedModule)
+
+
+# peft's PeftModelForSequenceClassification / ...QuestionAnswering add their heads to
+# `modules_to_save` before injecting (so they are trained whole and never targeted); the
+# token-classification model adds them only after injecting, so there they can be targeted.
+_TASK_SAVES = {"SEQ_CLS": ("classifier", "score"), "QUESTION_ANS": ("qa_outputs",)}
+
+
+def with_task_saves(peft_config: Any) -> Any:
+    """`peft_config` (in place) with the modules its task type makes peft save whole."""
+    task = getattr(peft_config.task_type, "value", peft_config.task_type)
+    names = _TASK_SAVES.get(str(task)) if task is not None else None
+    if names and hasattr(peft_config, "modules_to_save"):
+        saved = list(peft_config.modules_to_save or [])
+        peft_config.modules_to_save = saved + [n for n in names if n not in saved]
+    return peft_config
 
 
 def pattern_key(keys: list[str], path: str) -> str:
@@ -133,17 +201,60 @@ def tuner_defaults(config: Any, model: Any) -> Any:
     from peft.tuners.tuners_utils import BaseTuner
 
     tuner_cls = tuner_class(config.peft_type)
-    if tuner_cls is None:
+    if tuner_cls is None or not hasattr(tuner_cls, "_prepare_adapter_config"):  # not a BaseTuner (adaption_prompt)
         return config
     model_config = BaseTuner.get_model_config(model)
     hook: Any = tuner_cls._prepare_adapter_config
     if isinstance(inspect.getattr_static(tuner_cls, "_prepare_adapter_config"), staticmethod):
         return hook(config, model_config)
-    # as a method it reads only class attributes (the tuner's target table): a bare instance does
-    return hook(object.__new__(tuner_cls), config, model_config)
+    # as a method it reads the tuner's class attributes (its target table), some also the model
+    # (Shadow, TrainableTokens): a bare instance that knows the model does
+    bare = object.__new__(tuner_cls)
+    bare.__dict__.update(model=model, peft_config={})
+    return hook(bare, config, model_config)
+
+
+def add_peft_type(name: str) -> Any:
+    """`PeftType.<name>`, added to peft's closed enum if it is not there (idempotent).
+
+    `register_peft_method` (public) requires the type to be a member already, and an Enum cannot
+    be extended: the member is built and entered in the enum's own tables (`_member_map_`,
+    `_value2member_map_`, `_member_names_`), so `PeftType(name)`, `PeftType[name]`, iteration,
+    pickling and peft's JSON configs (`"peft_type": name`) all work (jupyter_peft.tuners)."""
+    from peft.utils import PeftType
+
+    if name in PeftType._member_map_:
+        return PeftType[name]
+    member = str.__new__(PeftType, name)
+    member._name_, member._value_ = name, name
+    member.__objclass__ = PeftType  # type: ignore[attr-defined]  # as Enum sets it on its own members
+    PeftType._member_map_[name] = member
+    PeftType._value2member_map_[name] = member
+    PeftType._member_names_.append(name)
+    type.__setattr__(PeftType, name, member)
+    return member
 
 
 # ---- transformers and TRL ---------------------------------------------------------------------
+
+
+def keep_accelerate_state(accelerator_config: Any) -> Any:
+    """The `accelerator_config` for TrainingArguments made while a trainer trains on another thread.
+
+    accelerate keeps one training state per process (`PartialState`, `AcceleratorState`: shared
+    dicts), and every TrainingArguments clears it while it sets up its device
+    (`_setup_devices` -> `AcceleratorState._reset_state(reset_partial_state=True)`); the trainer
+    training meanwhile dies with "'AcceleratorState' object has no attribute 'distributed_type'".
+    transformers' own `use_configured_state` makes the new arguments take the state as it is.
+    Unchanged when accelerate has no state yet, or the config is a file path."""
+    state = sys.modules.get("accelerate.state")
+    if state is None or not state.PartialState._shared_state:
+        return accelerator_config
+    if accelerator_config is None:
+        return {"use_configured_state": True}
+    if isinstance(accelerator_config, dict):
+        return {**accelerator_config, "use_configured_state": True}
+    return accelerator_config
 
 
 def save_checkpoint(trainer: Any) -> str:

@@ -3,17 +3,18 @@ that lists the close names. Every front end resolves names here."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ._errors import PlanError, did_you_mean
 
 
-def public(ns: dict[str, Any]) -> list[str]:
+def public(ns: Mapping[str, Any]) -> list[str]:
     """The names a user defined (IPython's own `_`, `_i1`... left out)."""
     return [k for k in ns if not k.startswith("_")]
 
 
-def lookup(ns: dict[str, Any], name: str, key: str | None = None, what: str = "variable") -> Any:
+def lookup(ns: Mapping[str, Any], name: str, key: str | None = None, what: str = "variable") -> Any:
     """`ns[name]`, or a PlanError (on `key`) naming the closest variables."""
     if name not in ns:
         raise PlanError(

@@ -31,7 +31,7 @@ class Session:
         self.prepared: weakref.WeakSet[Any] = weakref.WeakSet()
         """Base models prepared for k-bit training (quant/kbit.py)."""
         self._active: dict[int, Any] = {}  # id(base model) -> the Run training it
-        self._recent: list[weakref.ref[Any]] = []
+        self._recent: list[tuple[weakref.ref[Any], list[str]]] = []  # (run, [its last summary])
         self.studios: weakref.WeakSet[Any] = weakref.WeakSet()
         """Studios shown in this session (closed ones drop out when collected)."""
         self.workers: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -44,6 +44,7 @@ class Session:
         self.interrupt_handlers: tuple[Callable[[str], list[Any]], Callable[[BaseException], None]] | None = None
         """(stop_all, cell_failed): what a kernel interrupt and a failed cell call (training/interrupts.py)."""
         self.hooked_shells: set[int] = set()
+        self._cell_hooks: set[tuple[int, str]] = set()
 
     PROFILES = 64
 
@@ -75,11 +76,40 @@ class Session:
         """The PeftModel of the latest successful apply, or None."""
         return self._last() if self._last is not None else None
 
+    def wrapping(self, base: Any) -> tuple[Any, ...]:
+        """What the session knows of `base`'s PeftModel now, for `restore_wrapping` (an apply
+        that is undone because what came after it failed)."""
+        with self.lock:
+            peft_model = self.wrapper_of(base)
+            plans = dict(self._plans.get(peft_model, {})) if peft_model is not None else {}
+            return peft_model, plans, self._last
+
+    def restore_wrapping(self, base: Any, saved: tuple[Any, ...]) -> None:
+        peft_model, plans, last = saved
+        with self.lock:
+            if peft_model is None:
+                self._wrapped.pop(base, None)
+            else:
+                self._wrapped[base] = weakref.ref(peft_model)
+                self._plans[peft_model] = plans
+            self._last = last
+
     # ---- runs ----------------------------------------------------------------------------
+
+    RECENT = 50
 
     def add_run(self, run: Any) -> None:
         with self.lock:
-            self._recent[:] = [r for r in self._recent if r() is not None] + [weakref.ref(run)]
+            kept = [(ref, last) for ref, last in self._recent if ref() is not None or last]
+            self._recent[:] = [*kept, (weakref.ref(run), [])][-self.RECENT:]
+
+    def remember_run(self, run: Any, summary: str) -> None:
+        """`run`'s one-line summary, kept for `%peft status` after the notebook drops the run
+        (a second `%%peft ... train` rebinds `peft_run`); the run itself is held weakly."""
+        with self.lock:
+            for ref, last in self._recent:
+                if ref() is run:
+                    last[:] = [summary]
 
     def claim(self, run: Any, base_id: int) -> Any:
         """Make `run` the one training the base `base_id`; returns the live run already
@@ -107,7 +137,32 @@ class Session:
 
     def recent_runs(self) -> list[Any]:
         """Runs made in this session that are still referenced, oldest first."""
-        return [r for ref in self._recent if (r := ref()) is not None]
+        return [r for ref, _ in self._recent if (r := ref()) is not None]
+
+    def run_summaries(self) -> list[Any]:
+        """Every run of this session, oldest first: the Run while it is referenced, else the
+        summary it left when it ended (str)."""
+        with self.lock:
+            entries = list(self._recent)
+        out: list[Any] = []
+        for ref, last in entries:
+            run = ref()
+            if run is not None or last:
+                out.append(run if run is not None else last[0])
+        return out
+
+    def after_each_cell(self, name: str, callback: Callable[[Any], None]) -> None:
+        """Call `callback(result)` after every cell of this IPython shell, registered once per
+        `name` (a no-op outside IPython)."""
+        try:
+            from IPython import get_ipython
+        except ImportError:  # pragma: no cover - IPython is a dependency
+            return
+        shell = get_ipython()
+        if shell is None or (id(shell), name) in self._cell_hooks:
+            return
+        shell.events.register("post_run_cell", callback)
+        self._cell_hooks.add((id(shell), name))
 
     # ---- caches --------------------------------------------------------------------------
 

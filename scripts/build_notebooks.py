@@ -65,7 +65,8 @@ the chart and the memory estimate follow every click, and **Write cell** puts th
     (MD, """The same plan as text. Re-running the cell replaces the adapter, it never stacks a
 second one."""),
     (CODE, "%%peft model\n" + plan_yaml({k: v for k, v in demo.QUICKSTART.items() if k != "train"})),
-    (MD, "What one training step will take on a GPU, before anything runs:"),
+    (MD, "What one training step of this adapter will take on a GPU, before anything runs (the first "
+         "line says which plan it is for):"),
     (CODE, "%peft estimate model --batch 8 --seq 256 --gpu T4"),
     (MD, """## Train in the background
 
@@ -81,6 +82,10 @@ peft_run.df[["step", "loss", "mean_token_accuracy"]].dropna().iloc[::40]"""),
     (CODE, """print("tuned:", jp.demo.ask(peft_model, tokenizer, story)[0])
 tuned_score = jp.demo.score(peft_model, tokenizer)
 print(f"story-card accuracy: base {base_score:.2f} -> tuned {tuned_score:.2f}")"""),
+    (MD, "The gain lives in the adapter, not in the base weights: switched off, the model is the base again."),
+    (CODE, """with peft_model.disable_adapter():
+    off_score = jp.demo.score(peft_model, tokenizer, n=20)
+print(f"adapter off: {off_score:.2f}")"""),
     (MD, "Side by side with the adapter switched off (a prompt is text, or chat messages as here):"),
     (CODE, """peft_run.compare([{"role": "user", "content": story}])"""),
     (MD, """## Keep it
@@ -89,7 +94,7 @@ The run folder already holds the adapter (safetensors), the history and the plan
 elsewhere, or export the plan as a script that runs on many GPUs with `accelerate`."""),
     (CODE, """peft_model.save_pretrained("story-card-adapter")
 peft_run.folder"""),
-    (CODE, "%peft export exported --format all --data train --base demo"),
+    (CODE, "%peft export exported --format all --data train --base demo --overwrite"),
 ]
 
 BIG_MODELS = [
@@ -152,7 +157,7 @@ train: {trainer: sft, per_device_train_batch_size: 1, max_length: 4096, bf16: tr
 \"\"\")
 peft_model = jp.apply(plan, model)
 out = jp.export(plan, "fsdp-8gpu.yaml", format="accelerate", model=peft_model, base="meta-llama/Meta-Llama-3-70B",
-                gpus=8, backend="fsdp")
+                gpus=8, backend="fsdp", overwrite=True)
 print("\\n".join(out.commands + out.notes))"""),
 ]
 

@@ -70,6 +70,9 @@ class Lab:
             "JUPYTER_DATA_DIR": str(self.home / "data"),
             "JUPYTER_RUNTIME_DIR": str(self.home / "runtime"),
             "IPYTHONDIR": str(self.home / "ipython"),
+            # the user data dir (this checkout's labextension, linked below) before the venv's
+            # installed copy: in a virtualenv jupyter_core puts the environment first by default
+            "JUPYTER_PREFER_ENV_PATH": "0",
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_VERBOSITY": "error",

@@ -21,7 +21,9 @@ stories, and `card_reward` is the same check as a GRPO reward. The data (`data/`
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +84,25 @@ def load(dtype: Any = None, quantization: Any = None, **kwargs: Any) -> tuple[An
         kwargs["quantization_config"] = quant
         # bitsandbytes places the layers itself; without a device map it would wait for .to()
         kwargs.setdefault("device_map", default_device_map())
-    model = AutoModelForCausalLM.from_pretrained(MODEL_DIR, dtype=dtype, local_files_only=True, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR, local_files_only=True)
+    with _quiet_loading():
+        model = AutoModelForCausalLM.from_pretrained(MODEL_DIR, dtype=dtype, local_files_only=True, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR, local_files_only=True)
     return model, tokenizer
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No "Loading weights: 100% 56/56" bar in the cell: a 9.5 MB model loads at once (the
+    user's own setting is put back after)."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def _quantization_config(quantization: Any, dtype: Any) -> Any:

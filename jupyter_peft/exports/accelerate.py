@@ -8,6 +8,8 @@ accelerate's own loader and launch-argument validation before it is handed over.
 
 from __future__ import annotations
 
+import re
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,8 @@ BACKENDS = {
     "zero2": "DeepSpeed ZeRO-2: gradients and optimizer state sharded",
     "zero3": "DeepSpeed ZeRO-3: parameters, gradients and optimizer state sharded",
 }
+
+_HOST = re.compile(r"^[A-Za-z0-9:\[][A-Za-z0-9.\-_:%\[\]]{0,252}$")  # a name, IPv4, or IPv6 (with brackets)
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,9 @@ class Scale:
                 raise PlanError(f"{value!r} is not valid: expected a positive whole number", key=key, value=value)
         if self.backend not in BACKENDS:
             raise unknown("backend", self.backend, BACKENDS, key="backend")
+        if self.main_ip is not None and not _HOST.match(str(self.main_ip)):
+            raise PlanError(f"{self.main_ip!r} is not a host name or IP address", key="main_ip",
+                            value=self.main_ip, choices=["10.0.0.1", "node0.cluster"])
         if self.offload and self.backend == "ddp":
             raise PlanError(
                 "DDP keeps a full copy of everything on each GPU and cannot offload; use fsdp, zero2 or zero3",
@@ -114,15 +121,18 @@ def _deepspeed(scale: Scale) -> dict[str, Any]:
 
 
 def launch_commands(scale: Scale, config_file: str, script: str, trl: tuple[str, str] | None = None) -> list[str]:
-    """The exact commands: `accelerate launch` for the script, and `trl <trainer>` for the TRL config."""
+    """The exact commands: `accelerate launch` for the script, and `trl <trainer>` for the TRL config.
+    Every word is shell-quoted (a file called `my train;touch X.py` stays one argument); the
+    `<...>` placeholders are for the reader to fill in."""
+    q = shlex.quote
     extra = ""
     if scale.machines > 1:
-        ip = scale.main_ip or "<machine 0's address>"
+        ip = q(scale.main_ip) if scale.main_ip else "<machine 0's address>"
         extra = f" --machine_rank <0..{scale.machines - 1}> --main_process_ip {ip} --main_process_port {scale.port}"
-    commands = [f"accelerate launch --config_file {config_file}{extra} {script}"]
+    commands = [f"accelerate launch --config_file {q(config_file)}{extra} {q(script)}"]
     if trl is not None:
         trainer, trl_file = trl
-        commands.append(f"trl {trainer} --config {trl_file} --accelerate_config {config_file}{extra}")
+        commands.append(f"trl {q(trainer)} --config {q(trl_file)} --accelerate_config {q(config_file)}{extra}")
     return commands
 
 

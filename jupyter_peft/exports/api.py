@@ -9,9 +9,10 @@
 The settings come from `export_source.resolve` (literal values of the notebook's peft and
 TRL configs); each format has its room (`export_script`, `export_trl`, `export_accelerate`),
 and `export_job` runs one export. Everything is resolved and rendered before the first file
-is written: a bad argument writes nothing. In-memory data (a Dataset, a DataFrame, a list of
+is written: a bad argument writes nothing, and neither does an export that would overwrite a
+file already there (`overwrite=True` says to). In-memory data (a Dataset, a DataFrame, a list of
 rows) is written as JSONL or Parquet next to the files, and the files refer to it by a relative
-path.
+path. Commands are shell-quoted, strings in code are Python literals or escaped docstrings.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ read back its config, and only then puts them in place and writes the data (JSON
 from __future__ import annotations
 
 import os
+import shlex
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from . import script as export_script
 from . import trl as export_trl
 from .accelerate import Scale, launch_commands, memory_lines, notes, validate
 from .options import ExportOptions
-from .source import resolve
+from .source import comment, resolve
 
 ACCELERATE = "accelerate.yaml"
 DATA_FORMATS = ("jsonl", "parquet")
@@ -42,6 +44,7 @@ class Job:
     lossy: bool
     script_name: str = "train.py"
     trl_file: str | None = None
+    overwrite: bool = False
 
     @classmethod
     def make(cls, plan: Any, folder: Path, options: ExportOptions) -> Job:
@@ -55,7 +58,8 @@ class Job:
         source = resolve(plan, model, base=o.base, on_gpu=on_gpu, user_ns=o.user_ns)
         for value, key in ((o.data, "data"), (o.eval_data, "eval_data")):
             _check_data(value, key)
-        return cls(source, scale, Path(folder), model, o.data, o.eval_data, o.data_format, o.output_dir, bool(o.lossy))
+        return cls(source, scale, Path(folder), model, o.data, o.eval_data, o.data_format, o.output_dir, bool(o.lossy),
+                   overwrite=bool(o.overwrite))
 
     # -- paths as the files spell them (relative to the folder when inside it)
 
@@ -113,20 +117,19 @@ class Job:
             "",
             *self.notes(),
         ]
-        head = "".join(f"# {line}\n" if line else "#\n" for line in lines)
-        return head + yaml.safe_dump(cfg, sort_keys=False)
+        return comment(lines) + yaml.safe_dump(cfg, sort_keys=False)
 
     def commands(self, format: str, name: str) -> list[str]:
         """The exact commands that run what `format` wrote (run from the export folder)."""
         trainer = self.source.trainer
         if format == "trl":
-            one = f"trl {trainer} --config {name}"
+            one = shlex.join(["trl", trainer, "--config", name])
             return [one, f"{one} --accelerate_config {ACCELERATE}"] if self.scale.processes > 1 else [one]
         if format == "accelerate":
             return launch_commands(self.scale, name, self.script_name)
         script = name if format == "script" else self.script_name
         trl = (trainer, self.trl_file) if format == "all" and self.trl_file else None
-        return [f"python {script}", *launch_commands(self.scale, ACCELERATE, script, trl)]
+        return [shlex.join(["python", script]), *launch_commands(self.scale, ACCELERATE, script, trl)]
 
     def notes(self) -> list[str]:
         """What to know before running: defaults taken, scale, memory per GPU."""
@@ -166,26 +169,32 @@ class Job:
     # -- writing
 
     def write(self, texts: dict[Path, str], accelerate: set[Path]) -> list[Path]:
-        """Write the files (accelerate configs checked by accelerate's loader first) and the data."""
+        """Write the files (accelerate configs checked by accelerate's loader first) and the data:
+        every path checked first (`_check_targets`), each file staged beside its place and moved
+        there only when all are staged; on any failure nothing is left behind."""
+        data = {self.folder / f"data/{split}.{self.data_format}": value
+                for split, value in (("train", self.data), ("test", self.eval_data))
+                if value is not None and not isinstance(value, (str, os.PathLike))}
+        _check_targets([*texts, *data], self.overwrite)
         staged: dict[Path, Path] = {}
         try:
-            for path, text in texts.items():
+            for path in [*texts, *data]:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                staged[path] = path.with_name(path.name + ".tmp")
-                staged[path].write_text(text)
+                staged[path] = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # beside it: same disk
+                if path in texts:
+                    staged[path].write_text(texts[path])
+                else:
+                    _write_data(data[path], staged[path], self.data_format)
                 if path in accelerate:
                     validate(str(staged[path]))
-        except BaseException:
+            for path, tmp in staged.items():
+                tmp.replace(path)
+        except OSError as err:
+            raise PlanError(f"cannot write the export: {err}", key="path", value=str(err.filename or "")) from None
+        finally:
             for tmp in staged.values():
                 tmp.unlink(missing_ok=True)
-            raise
-        for path, tmp in staged.items():
-            tmp.replace(path)
-        written = list(texts)
-        for split, value in (("train", self.data), ("test", self.eval_data)):
-            if value is not None and not isinstance(value, (str, os.PathLike)):
-                written.append(_write_data(value, self.folder / f"data/{split}.{self.data_format}"))
-        return written
+        return [*texts, *data]
 
 
 def _plan_and_model(plan: Any, model: Any) -> tuple[Any, Any]:
@@ -239,16 +248,38 @@ def _check_data(value: Any, key: str) -> None:
         )
 
 
-def _write_data(value: Any, path: Path) -> Path:
+def _write_data(value: Any, path: Path, data_format: str) -> Path:
     from datasets import Dataset
 
     if isinstance(value, list):
         value = Dataset.from_list(value)
     elif type(value).__name__ == "DataFrame":
         value = Dataset.from_pandas(value, preserve_index=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
+    if data_format == "parquet":
         value.to_parquet(str(path))
     else:
         value.to_json(str(path), lines=True, force_ascii=False)
     return path
+
+
+def _check_targets(paths: list[Path], overwrite: bool) -> None:
+    """PlanError, before anything is written, when a file cannot go where it should: a folder is
+    in its place, a file is where a folder must be, or (without `overwrite`) a file is there."""
+    there = []
+    for path in paths:
+        if path.is_dir():
+            raise PlanError(f"{str(path)!r} is a folder; name a file, or export everything into a folder "
+                            "(export_files, %peft export FOLDER/)", key="path", value=str(path))
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise PlanError(f"cannot write {str(path)!r}: {str(blocker)!r} is a file, not a folder", key="path",
+                            value=str(path))
+        if path.exists():
+            there.append(str(path))
+    if there and not overwrite:
+        raise PlanError(
+            f"the export would overwrite {len(there)} file(s) already there: {', '.join(there)}; nothing was "
+            "written. Export into an empty folder, or pass overwrite=True (%peft export ... --overwrite)",
+            key="overwrite",
+            choices=["overwrite=True", "--overwrite"],
+        )

@@ -40,6 +40,9 @@ class ExportOptions:
     """The address of machine 0 (several machines)."""
     lossy: bool = False
     """Let a TRL config leave out what TRL's command line cannot say (listed in the file)."""
+    overwrite: bool = False
+    """Replace files that are already there (README.md, train.py, data/...); without it an export
+    that would overwrite one writes nothing and says which."""
     user_ns: dict[str, Any] | None = None
     """The notebook's namespace, to find the names a plan's train block gives."""
 

@@ -15,7 +15,7 @@ import textwrap
 from typing import Any
 
 from ..plan.train_config import TRAINERS
-from .source import Source, python_literal
+from .source import Source, docstring, python_literal
 
 
 def render(
@@ -50,18 +50,19 @@ def render(
 
 
 def _docstring(source: Source, commands: list[str], notes: list[str]) -> str:
-    """A raw docstring (plans may hold regex backslashes): what it trains, how to run it, notes."""
+    """The script's docstring (`source.docstring`: raw for regex backslashes, escaped when a value
+    holds a quote): what it trains, how to run it, notes."""
     plan_yaml = textwrap.indent(source.plan.to_yaml().rstrip(), "    ")
     runs = "\n".join(f"    {c}" for c in commands)
     adapts = ", ".join(f"{role} x{n}" for role, n in source.adapts)
     adapts_line = f"\nIt adapts {sum(n for _, n in source.adapts)} modules: {adapts}.\n" if adapts else ""
     notes_part = "\nNotes:\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else ""
     title = f"{source.plan.method} fine-tuning of {source.base} with TRL's {_trainer(source).trainer}"
-    return f'''#!/usr/bin/env python
-r"""{title}.
+    ours = "and jupyter_peft, whose tuner registers the method with peft" if _config_module(source) != "peft" else ""
+    return "#!/usr/bin/env python\n" + docstring(f'''{title}.
 
 Exported by jupyter_peft from a notebook plan. Needs torch, transformers, peft, trl and
-datasets{" (and bitsandbytes)" if source.quantization != "none" else ""}; not jupyter_peft.
+datasets{" (and bitsandbytes)" if source.quantization != "none" else ""}; {ours or "not jupyter_peft"}.
 Run from this folder (the data and output paths are relative to this file):
 
 {runs}
@@ -69,7 +70,7 @@ Run from this folder (the data and output paths are relative to this file):
 The plan it came from:
 
 {plan_yaml}
-"""'''
+''')
 
 
 def _path(path: str | None) -> str:
@@ -113,10 +114,17 @@ def _peft_function(source: Source) -> str:
     return f'''
 def peft_config():
     """The adapter: the same peft config the notebook applied (fields that differ from peft's defaults)."""
-    from peft import {source.peft_class}
+    from {_config_module(source)} import {source.peft_class}
 
     return {_call(source.peft_class, source.peft_kwargs)}
 '''
+
+
+def _config_module(source: Source) -> str:
+    """Where the script imports the config class: peft, or for our own methods (bottleneck) the
+    jupyter_peft.tuners package that defines it, whose import registers the method with peft."""
+    module = type(source.peft_config).__module__
+    return "peft" if module.split(".")[0] == "peft" else module.rpartition(".")[0]
 
 
 def _training_function(source: Source) -> str:
@@ -158,7 +166,8 @@ def device_map():
 
 def _reward_functions(source: Source) -> str:
     blocks = [textwrap.dedent(src).rstrip() for _, src in source.reward_funcs if src is not None]
-    names = ", ".join(name if src is not None else repr(name) for name, src in source.reward_funcs)
+    names = ", ".join(name if src is not None and name.isidentifier() else repr(name)
+                      for name, src in source.reward_funcs)
     copied = "\n\n\n".join(blocks)
     head = "# ---- reward functions, copied from the notebook (check what they read from globals) ----"
     return f"{head}\n\n{copied}\n\n\nREWARD_FUNCS = [{names}]" if copied else f"REWARD_FUNCS = [{names}]"

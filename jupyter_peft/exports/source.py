@@ -287,6 +287,28 @@ def literal(value: Any, what: str) -> Any:
     raise PlanError(f"{what} = {value!r} cannot be written into a file (it is a {type(value).__name__})", key=what)
 
 
+def comment(lines: list[str]) -> str:
+    """`lines` as `#` comment lines of a YAML file; a line holding a line break stays comment on
+    every line (a value with a newline in it cannot start YAML of its own)."""
+    out = []
+    for line in lines:
+        out += [f"# {part}".rstrip() for part in str(line).splitlines()] or ["#"]
+    return "".join(f"{row}\n" for row in out)
+
+
+def docstring(text: str) -> str:
+    """`text` as a Python docstring literal that reads back exactly: raw (regex backslashes stay
+    readable) unless `text` holds a double quote, a control character or ends in a backslash;
+    then a plain string with backslashes, quotes and control characters escaped, so no value can
+    end the string and become code."""
+    plain = all(c in "\n\t" or c.isprintable() for c in text)
+    if plain and '"' not in text and not text.endswith("\\"):
+        return f'r"""{text}"""'
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = "".join(c if c in "\n\t" or c.isprintable() else c.encode("unicode_escape").decode() for c in escaped)
+    return f'"""{escaped}"""'
+
+
 def python_literal(value: Any) -> str:
     """Python source for a literal value (checked to read back equal)."""
     text = repr(value)

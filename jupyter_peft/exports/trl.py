@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import PlanError
-from .source import Source
+from .source import Source, comment
 
 # The trainers `trl` has a command for (trl/cli/commands), checked against the installed TRL.
 CLI_TRAINERS = ("sft", "dpo", "grpo", "kto", "reward", "rloo")
@@ -157,5 +157,4 @@ def render(
     if dropped:
         lines += ["", "NOT CARRIED OVER (this file trains something else than the notebook):"]
         lines += [f"  - {d}" for d in dropped]
-    comment = "".join(f"# {line}\n" if line else "#\n" for line in lines)
-    return comment + yaml.safe_dump(body, sort_keys=False, default_flow_style=False), dropped
+    return comment(lines) + yaml.safe_dump(body, sort_keys=False, default_flow_style=False), dropped

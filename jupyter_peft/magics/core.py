@@ -7,7 +7,10 @@ nothing in the kernel has changed.
 
 from __future__ import annotations
 
+import re
 import shlex
+import sys
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -25,6 +28,9 @@ _HELP = """\
 %peft export PATH [options]      the plan as a script, TRL config or accelerate config
 
 %%peft MODEL [--as NAME]         apply the YAML plan in the cell to MODEL, bind NAME (peft_model)
+       [--replace]               NAME: a Python name that is no keyword, builtin or IPython name
+                                 (In, Out, _, get_ipython...); if it holds something other than a
+                                 model or a run (a tokenizer, data), add --replace to overwrite it
     method: lora
     r: 16
     target_modules: [q_proj, v_proj]
@@ -67,51 +73,71 @@ class PeftMagics(Magics):
     def _cell(self, line: str, cell: str) -> Any:
         from ..plan.plan import Plan
 
+        ns = self.shell.user_ns
         try:
-            model_name, bind_as = parse_target(line, "%%peft MODEL [--as NAME]")
+            model_name, bind_as = parse_target(line, "%%peft MODEL [--as NAME]", ns, self._hidden())
         except PlanError as err:
             raise _user_error(err) from None
         try:
             plan = Plan.from_yaml(cell)
-        except PlanError as err:
-            raise _user_error(err, cell_offset=1) from None
-        ns = self.shell.user_ns
-        try:
             if plan.train is not None:
-                from .train import check_from_plan
-
-                check_from_plan(plan, ns)  # data, trainer options, rewards: before the model changes
-            if plan.base is not None:
-                from ..quant.loading import load_base
-
-                model, tokenizer = load_base(plan)
-                ns["model"] = model
-                if tokenizer is not None:  # a weights-only folder leaves the notebook's tokenizer alone
-                    ns["tokenizer"] = tokenizer
-            else:
-                if model_name is None:
-                    raise PlanError("name the model to adapt: `%%peft model` (or give `base:` in the plan)")
-                model = lookup_model(ns, model_name)
-            from ..model.adapt import apply
-
-            peft_model = apply(plan, model)
+                check_binding(ns, "peft_run", "--replace" in line.split(), what="the run")
+            bound, run = self._apply_cell(plan, model_name, ns)
         except PlanError as err:
             raise _user_error(err, cell_offset=1) from None
+        # everything succeeded: only now does the notebook change
+        peft_model = bound.pop("peft_model")
+        ns.update(bound)
         ns[bind_as] = peft_model
-        if self.show_summary:
-            from IPython.display import display
+        from IPython.display import display
 
+        if self.show_summary:
             from ..model.summary import summarize
 
             display(summarize(peft_model))
-        if plan.train is not None:
-            from .train import train_from_plan
-
-            try:
-                ns["peft_run"] = train_from_plan(peft_model, plan, ns, runs_dir=self.runs_dir)
-            except PlanError as err:
-                raise _user_error(err, cell_offset=1) from None
+        if run is not None:
+            ns["peft_run"] = run
+            display(run.dashboard)
         return None
+
+    def _apply_cell(self, plan: Any, model_name: str | None, ns: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """Check, load the base, apply and start the run, changing nothing in the notebook: the
+        names to bind (`peft_model`, and `model`/`tokenizer` a `base:` loaded) and the run. If
+        anything after the apply fails, the model is put back as it was."""
+        from collections import ChainMap
+
+        from ..model.adapt import apply, check_idle
+        from ..training.api import undo_on_error
+
+        bound: dict[str, Any] = {}
+        if plan.base is None:
+            if model_name is None:
+                raise PlanError("name the model to adapt: `%%peft model` (or give `base:` in the plan)")
+            model = lookup_model(ns, model_name)
+            check_idle(model)
+        if plan.train is not None:
+            from .train import check_from_plan
+
+            check_from_plan(plan, ns, runs_dir=self.runs_dir)  # data, trainer options, rewards, the folder
+        if plan.base is not None:
+            from ..quant.loading import load_base
+
+            model, tokenizer = load_base(plan)
+            bound["model"] = model
+            if tokenizer is not None:  # a weights-only folder leaves the notebook's tokenizer alone
+                bound["tokenizer"] = tokenizer
+        run = None
+        with undo_on_error(model):
+            peft_model = apply(plan, model)
+            if plan.train is not None:
+                from .train import train_from_plan
+
+                run = train_from_plan(peft_model, plan, ChainMap(bound, ns), runs_dir=self.runs_dir)
+        return {**bound, "peft_model": peft_model}, run
+
+    def _hidden(self) -> Any:
+        """The names IPython keeps in the namespace for itself (In, Out, get_ipython, _ih...)."""
+        return getattr(self.shell, "user_ns_hidden", {})
 
     # ---- %peft ----------------------------------------------------------------------------
 
@@ -136,6 +162,10 @@ class PeftMagics(Magics):
                 from .export import export_magic
 
                 return export_magic(rest, self.shell.user_ns)
+            if command == "data":
+                from .data import data_magic
+
+                return data_magic(rest, self.shell.user_ns)
             if len(words) > 1 and not words[1].startswith("-"):
                 raise PlanError(f"unknown command {command!r}", choices=["status", "stop", "estimate", "export"])
             return self._studio(line)
@@ -147,7 +177,7 @@ class PeftMagics(Magics):
         (peft_model), as `%%peft` does. Assign it to keep a handle: `s = %peft model`."""
         from ..ui.studio.widget import Studio
 
-        name, bind_as = parse_target(line, "%peft MODEL [--as NAME]")
+        name, bind_as = parse_target(line, "%peft MODEL [--as NAME]", self.shell.user_ns, self._hidden())
         assert name is not None  # the line has a first word
         model = lookup_model(self.shell.user_ns, name)
         return Studio(model, name=name, user_ns=self.shell.user_ns, bind_as=bind_as)
@@ -169,14 +199,17 @@ class PeftMagics(Magics):
         return None
 
 
-def parse_target(line: str, usage: str) -> tuple[str | None, str]:
-    """(MODEL, NAME) from `MODEL [--as NAME]`, the line of `%%peft` and of `%peft MODEL`;
-    NAME defaults to `peft_model`. A PlanError says what is wrong and what the line should be."""
+def parse_target(line: str, usage: str, ns: Mapping[str, Any] | None = None,
+                 hidden: Iterable[str] = ()) -> tuple[str | None, str]:
+    """(MODEL, NAME) from `MODEL [--as NAME] [--replace]`, the line of `%%peft` and of `%peft MODEL`;
+    NAME defaults to `peft_model`. NAME must be a name the notebook can lose to the PeftModel
+    (`check_name`; with the namespace `ns`: a variable that holds something other than a model
+    is replaced only with --replace). A PlanError says what is wrong and what the line should be."""
     try:
         words = shlex.split(line)
     except ValueError as err:
         raise PlanError(f"cannot read the magic line {line!r}: {err}") from None
-    model, bind_as = None, "peft_model"
+    model, bind_as, replace = None, "peft_model", False
     i = 0
     while i < len(words):
         word = words[i]
@@ -188,18 +221,67 @@ def parse_target(line: str, usage: str) -> tuple[str | None, str]:
             continue
         if word.startswith("--as="):
             bind_as = word.split("=", 1)[1]
+        elif word == "--replace":
+            replace = True
         elif word.startswith("-"):
-            raise PlanError(f"unknown option {word!r} (valid: --as NAME)", choices=["--as NAME"])
+            raise PlanError(f"unknown option {word!r} (valid: --as NAME, --replace)",
+                            choices=["--as NAME", "--replace"])
         elif model is None:
             model = word
         else:
             raise PlanError(f"unexpected {word!r}: the line is `{usage}`", choices=["--as NAME"])
         i += 1
-    if not bind_as.isidentifier():
-        raise PlanError(f"--as {bind_as!r} is not a valid Python name", value=bind_as)
+    check_name(bind_as, hidden)
+    if ns is not None:
+        check_binding(ns, bind_as, replace)
     if model is not None and not all(part.isidentifier() for part in model.split(".")):
         raise PlanError(f"{model!r} is not a variable name: {usage} names a variable holding the model", value=model)
     return model, bind_as
+
+
+# IPython's own names in every notebook (its output history is `_`, `__`, `_1`, `_i1`, ...)
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "display"}
+_IPYTHON_HISTORY = re.compile(r"^(_+|_i+|_i?\d+|_[iod]h|_exit_code)$")
+
+
+def check_name(name: str, hidden: Iterable[str] = ()) -> None:
+    """PlanError unless `name` can be bound to a PeftModel without breaking the session: a Python
+    identifier that is not a keyword, a builtin, a dunder or one of IPython's own names."""
+    import builtins
+    import keyword
+
+    why = ""
+    if not name.isidentifier():
+        why = "is not a valid Python name"
+    elif keyword.iskeyword(name):
+        why = "is a Python keyword"
+    elif name in dir(builtins):
+        why = "is a Python builtin: binding it would hide the builtin in every later cell"
+    elif (name.startswith("__") and name.endswith("__")) or name in _IPYTHON_NAMES or _IPYTHON_HISTORY.match(name) \
+            or name in set(hidden):
+        why = "is one of IPython's own names: binding it would break later cells and magics"
+    if why:
+        raise PlanError(f"--as {name!r} {why}; pick another name", value=name,
+                        choices=["--as tuned", "--as peft_model"])
+
+
+def check_binding(ns: Mapping[str, Any], name: str, replace: bool, what: str = "the PeftModel") -> None:
+    """PlanError when binding `name` would overwrite a variable that holds something other than
+    a model or a run (a tokenizer, data, a function), unless the line says --replace."""
+    if replace or name not in ns or ns[name] is None:  # None: a name the notebook let go of
+        return
+    value = ns[name]
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.nn.Module):
+        return  # a model (the base, or a PeftModel bound before) is what `--as` replaces
+    if type(value).__name__ == "Run" and type(value).__module__.startswith("jupyter_peft."):
+        return
+    raise PlanError(
+        f"`{name}` already holds a {type(value).__name__}; this cell would bind {what} to it. Pick another "
+        "name (--as NAME), or add --replace to overwrite it",
+        value=name,
+        choices=["--as tuned", "--replace"],
+    )
 
 
 def _peft_models(ns: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,9 @@
 
 MODEL is a notebook variable holding a model or a config, or a local config folder. The plan
 is `--plan VAR` (a Plan, YAML text or mapping in the notebook), or built from `--method`
-and its options, or full fine-tuning. Mistakes are PlanErrors (no traceback).
+and its options (`--method full`: full fine-tuning), or else the adapter the model carries
+(after a `%%peft` cell), or full fine-tuning for a model without one. The estimate's first
+line says which plan it is for. Mistakes are PlanErrors (no traceback).
 """
 
 from __future__ import annotations
@@ -113,11 +115,13 @@ def _plan(opts: argparse.Namespace, user_ns: dict[str, Any]) -> Any:
         if opts.method is not None or method_options or opts.targets:
             raise PlanError("give either --plan or --method with its options, not both", key="plan")
         return lookup(user_ns, opts.plan, "plan")
-    method = opts.method or ("lora" if method_options or opts.targets else "full")
+    method = opts.method or ("lora" if method_options or opts.targets else None)
+    if method is None:  # the adapter the model carries, else full fine-tuning
+        return None
     if method == "full":
         if method_options or opts.targets:
             raise PlanError("full fine-tuning takes no --r, --alpha or --targets", key="method")
-        return None
+        return "full"
 
     data: dict[str, Any] = {"method": method, **method_options}
     if opts.targets:

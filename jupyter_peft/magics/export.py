@@ -36,6 +36,7 @@ def _parser() -> _Parser:
     p.add_argument("--offload", action="store_true", help="CPU offload (fsdp, zero2, zero3)")
     p.add_argument("--main-ip", help="address of machine 0 (multi-machine)")
     p.add_argument("--lossy", action="store_true", help="write a TRL config even if it cannot carry everything")
+    p.add_argument("--overwrite", action="store_true", help="replace files already there (else nothing is written)")
     p.add_argument("--output-dir", default="output", help="where the trained adapter goes")
     return p
 
@@ -64,6 +65,7 @@ def export_magic(args: list[str], user_ns: dict[str, Any]) -> Exported | None:
         offload=opts.offload,
         main_ip=opts.main_ip,
         lossy=opts.lossy,
+        overwrite=opts.overwrite,
         user_ns=user_ns,
     )
     if fmt == "all":

@@ -3,6 +3,7 @@ resolved, the run started and its dashboard shown; thin text over training/."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .._errors import PlanError, did_you_mean
@@ -13,23 +14,20 @@ from ..training.run import stop_all
 from ..training.trainer import check as check_trainer
 
 
-def train_from_plan(peft_model: Any, plan: Any, user_ns: dict[str, Any], runs_dir: str = "peft_runs") -> Any:
-    """The `%%peft` cell's train block: resolve the notebook names, start, show the dashboard."""
-    from IPython.display import display
-
-    run = train(peft_model, plan, runs_dir=runs_dir, **_from_notebook(plan, user_ns))
-    display(run.dashboard)
-    return run
+def train_from_plan(peft_model: Any, plan: Any, user_ns: Mapping[str, Any], runs_dir: str = "peft_runs") -> Any:
+    """The `%%peft` cell's train block: resolve the notebook names and start the run (the cell
+    shows its dashboard once everything has succeeded)."""
+    return train(peft_model, plan, runs_dir=runs_dir, **_from_notebook(plan, user_ns))
 
 
-def check_from_plan(plan: Any, user_ns: dict[str, Any]) -> None:
-    """The train block's names and data, checked before `%%peft` touches the model."""
+def check_from_plan(plan: Any, user_ns: Mapping[str, Any], runs_dir: str = "peft_runs") -> None:
+    """The train block's names, data and run folder, checked before `%%peft` touches the model."""
     found = _from_notebook(plan, user_ns)
     del found["tokenizer"]  # with `base:` it is loaded after this check
-    check_trainer(plan, **found)
+    check_trainer(plan, runs_dir=runs_dir, adapter=plan.adapter_name or "default", **found)
 
 
-def _from_notebook(plan: Any, user_ns: dict[str, Any]) -> dict[str, Any]:
+def _from_notebook(plan: Any, user_ns: Mapping[str, Any]) -> dict[str, Any]:
     """dataset, eval_dataset, tokenizer and reward_funcs: the train block's names, looked up."""
     block = plan.train or {}
     found = {key: _lookup(user_ns, block.get(key), key) for key in ("dataset", "eval_dataset")}
@@ -43,7 +41,7 @@ def _from_notebook(plan: Any, user_ns: dict[str, Any]) -> dict[str, Any]:
     return {**found, "tokenizer": user_ns.get(tok_name), "reward_funcs": rewards or None}
 
 
-def _lookup(ns: dict[str, Any], name: str | None, key: str) -> Any:
+def _lookup(ns: Mapping[str, Any], name: str | None, key: str) -> Any:
     if name is None:
         if key == "dataset":
             raise PlanError("name the training data: `train: {dataset: ds}`", key="train.dataset")
@@ -65,12 +63,10 @@ def stop_active() -> list[Any]:
 
 def runs_status() -> None:
     """`%peft status`: the runs of this session, newest first."""
-    runs = session().recent_runs()
+    runs = session().run_summaries()  # a run the notebook no longer holds is still listed
     if not runs:
         print("No training run in this session.")
     for run in reversed(runs):
-        last = next((r["loss"] for r in reversed(run.history) if "loss" in r), None)
-        loss = f", loss {last:.4g}" if last is not None else ""
-        print(f"{run.describe()}{loss}")
+        print(run if isinstance(run, str) else run.summary())
 
 

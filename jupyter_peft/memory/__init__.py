@@ -9,9 +9,18 @@ Three methods, one answer type (`MemoryEstimate`):
     simulate  one whole training step on FakeTensors under PyTorch's MemTracker (simulate.py)
     measure   one step on a CUDA device, read from torch.cuda.max_memory_allocated (measure.py)
 
+Every estimate has the allocated peak (`peak_bytes`, max_memory_allocated) and the reserved
+one (`reserved_bytes`, max_memory_reserved: the simulated step's allocations and frees replayed
+through a model of PyTorch's caching allocator, allocator.py and reserved.py; the instant
+estimate replays its resident tensors and adds reserved.TRANSIENT_GAP to the rest), with
+`reserved_gap` saying what the difference is made of. `total_bytes` and `fits` use reserved +
+paged state + the CUDA context. With `dataset=` and `tokenizer=` the step is the longest batch
+the trainer will build from that data, and `est.data` says which step it is (data/).
+
 Rooms: settings (what is trained and how), build (the model on meta), trace (fake execution as
 CUDA would run it), step (the training step), probe, states, inventory, analytic, simulate,
-measure, fit (GPUs, overhead), sharding (per GPU), options (what-ifs), report (MemoryEstimate).
+allocator (PyTorch's caching allocator), reserved (allocated to reserved), measure, fit (GPUs,
+overhead), sharding (per GPU), options (what-ifs), report (MemoryEstimate).
 `%peft estimate` is magics/estimate.py. May import: plan/, model/, the session, the root helpers.
 """
 
@@ -46,6 +55,8 @@ def estimate(
     gpu: Any = None,
     overhead: int | None = None,
     batch: dict[str, Any] | None = None,
+    dataset: Any = None,
+    tokenizer: Any = None,
     **options: Any,
 ) -> MemoryEstimate:
     """Peak accelerator memory of one training step of `plan` on `model_or_config`.
@@ -56,13 +67,18 @@ def estimate(
     names), then TRL's GPU defaults. Other options: autocast, loss ("chunked": TRL's fused LM
     head; "full": logits), quantization, double_quant. `gpu` (a preset name or bytes) is the
     card `fits()` and the what-ifs compare against; `overhead` replaces the modelled CUDA
-    context and allocator slack (bytes). `batch` (method="measure"): the user's longest batch.
+    context and the allocator's gap (bytes). `batch` (method="measure"): the user's longest batch.
+    `dataset` and `tokenizer`: the data the run will train on; the step estimated is the longest
+    batch the trainer's sampler builds from it, and `.data` (data.batches.Batches) says at which
+    step it comes and the row lengths that make it (`batch_size` and `seq_len` then set the
+    trainer's batch size and max_length).
     """
     import time
 
     if method not in METHODS:
         raise unknown("method", method, METHODS, key="method")
     start = time.perf_counter()
+    plan, source = _plan_for(model_or_config, plan)
     setup = resolve(
         model_or_config,
         plan,
@@ -73,26 +89,72 @@ def estimate(
         dtype=dtype,
         **options,
     )
+    data = None
+    if dataset is not None:
+        setup, data = _longest_batch(setup, plan, dataset, tokenizer, seq_len)
     card = as_gpu(gpu) if gpu is not None else None
     if batch is not None and method != "measure":
         raise PlanError(
             "batch= is the batch method='measure' runs; the other methods use batch_size and seq_len",
             key="batch",
         )
-    result = _run(method, setup, batch)
+    result = _run(method, setup, batch, card)
     result.gpu = card
     if overhead is not None:
         result.overhead_bytes = int(overhead)
+        result.overhead_given = True
     result.seconds = time.perf_counter() - start
+    result.plan_source = source
+    result.data = data
     return result
 
 
-def _run(method: str, setup: Any, batch: Any) -> MemoryEstimate:
+def _longest_batch(setup: Any, plan: Any, dataset: Any, tokenizer: Any, seq_len: int | None) -> tuple[Any, Any]:
+    """The setup at the longest batch the trainer will build from `dataset`, and the batches."""
+    from ..data.batches import batches
+    from ..data.checks import check
+    from ..data.stand_in import build, train_block
+    from .settings import PAIRED
+
+    if tokenizer is None:
+        raise PlanError("dataset= needs tokenizer=: the batches are the tokenized rows", key="tokenizer")
+    train = train_block(plan, setup.trainer, seq_len, per_device_train_batch_size=setup.batch_size)
+    check(dataset, train["trainer"], train.get("dataset_text_field", "text"))
+    found = batches(build(dataset, tokenizer, train))
+    top = found.longest
+    if top is None:
+        raise PlanError("the data set gives no batches to train", key="dataset")
+    rows = max(top.rows // (2 if setup.trainer in PAIRED else 1), 1)
+    return setup.replace(batch_size=rows, seq_len=top.seq_len), found
+
+
+def _plan_for(model: Any, plan: Any) -> tuple[Any, str]:
+    """The plan to estimate and where it came from. No plan on a model that carries an adapter
+    (a PeftModel, or a base `jp.apply` wrapped) means that adapter, not full fine-tuning;
+    `plan="full"` asks for full fine-tuning of any model."""
+    if plan is not None or not hasattr(model, "named_modules"):
+        return plan, "given" if plan is not None else "none given"
+    import sys
+
+    if "peft" not in sys.modules:  # nothing can carry a peft adapter without peft imported
+        return None, "none given"
+    from ..model.adapt import find_peft_model, plan_of
+
+    peft_model = find_peft_model(model)
+    if peft_model is None:
+        return None, "none given"
+    return plan_of(peft_model), f"the adapter {peft_model.active_adapter!r} the model carries"
+
+
+def _run(method: str, setup: Any, batch: Any, card: Any = None) -> MemoryEstimate:
+    from . import reserved
+
     if method == "analytic":
         from .analytic import analytic
 
         c = analytic(setup)
-        return MemoryEstimate(
+        r = reserved.instant(c.state_sizes, c.peak_bytes, card)
+        out = MemoryEstimate(
             c.peak_bytes,
             c.breakdown,
             method,
@@ -102,13 +164,21 @@ def _run(method: str, setup: Any, batch: Any) -> MemoryEstimate:
             c.phase,
             c.phases,
         )
-    if method == "simulate":
+    elif method == "simulate":
         from .simulate import simulate
 
         s = simulate(setup)
-        return MemoryEstimate(
+        r = reserved.replayed(s.events, s.step_start, card)
+        out = MemoryEstimate(
             s.peak_bytes, s.breakdown, method, setup, modelled_overhead(s.peak_bytes), s.paged_bytes, s.phase
         )
+    else:
+        m = measure(setup, batch)
+        return MemoryEstimate(m.peak_bytes, m.breakdown, method, setup, m.overhead_bytes, 0, "measured step",
+                              reserved_bytes=m.reserved_bytes, overhead_given=True)
+    out.reserved_bytes = max(r.reserved_bytes, out.peak_bytes)
+    out.reserved_gap = r.gap
+    return out
 
     m = measure(setup, batch)
     return MemoryEstimate(m.peak_bytes, m.breakdown, method, setup, m.overhead_bytes, 0, "measured step")

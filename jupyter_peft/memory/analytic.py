@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .probe import Profile, profile
+from .reserved import state_sizes
 from .settings import DTYPES, Setup
 from .states import DTYPE_BYTES, optimizer_bytes
 
@@ -40,6 +41,8 @@ class Composed:
     paged_bytes: int = 0
     phases: dict[str, int] = field(default_factory=dict)
     """Peak of every phase (tensor bytes), to show where the step is tight."""
+    state_sizes: list[int] = field(default_factory=list, repr=False)
+    """The resident tensors one by one (reserved.state_sizes), for the allocator model."""
 
 
 def analytic(setup: Setup) -> Composed:
@@ -63,6 +66,7 @@ def analytic(setup: Setup) -> Composed:
         {k: int(v) for k, v in breakdown.items()},
         int(states["paged"]),
         {k: int(v) for k, v in totals.items()},
+        state_sizes(setup, prof),
     )
 
 

@@ -1,10 +1,10 @@
 """What fits: GPU presets, the overhead on top of tensors, the largest batch and sequence,
 full fine-tuning vs LoRA vs QLoRA side by side, and what to change when a step does not fit.
 
-Capacities are what `nvidia-smi` reports for each card. On top of the tensors a step holds,
-a process pays the CUDA context (~0.3-1.4 GB; 512 MiB with lazy module loading, the default
-since CUDA 11.7) and the caching allocator's slack (blocks reserved but not in use; we count
-5% of the peak). `estimate(..., overhead=...)` replaces both with a measured number.
+Capacities are what `nvidia-smi` reports for each card. On top of the memory the caching
+allocator reserves (reserved.py), a process pays the CUDA context (~0.3-1.4 GB; 512 MiB with
+lazy module loading, the default since CUDA 11.7). `estimate(..., overhead=...)` replaces the
+context and the allocator's gap with a measured number.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from .._errors import PlanError, unknown
 from .._format import GiB, MiB  # noqa: F401 - re-exported for the memory views
 
 CONTEXT_BYTES = 512 * MiB
-ALLOCATOR_SLACK = 0.05
 
 # name -> MiB as nvidia-smi reports the card
 GPUS: dict[str, int] = {
@@ -87,9 +86,9 @@ def _size(text: str) -> int | None:
     return None
 
 
-def overhead(peak_bytes: int) -> int:
-    """Bytes a process needs beyond its tensors: CUDA context and allocator slack."""
-    return int(CONTEXT_BYTES + ALLOCATOR_SLACK * peak_bytes)
+def overhead(peak_bytes: int = 0) -> int:
+    """Bytes a process needs beyond what its caching allocator reserves: the CUDA context."""
+    return CONTEXT_BYTES
 
 
 # ---- searching ---------------------------------------------------------------------------

@@ -82,8 +82,9 @@ def _suffix_in(name: str, trained: set[str]) -> bool:
 def _trained_base(model: Any) -> set[str]:
     """Base parameters (by path with layer index as *) that peft leaves trainable."""
     out = set()
+    adapter_names = _adapter_names(model)
     for name, p in model.named_parameters():
-        if p.requires_grad and not _is_added(name):
+        if p.requires_grad and not _is_added(name, adapter_names):
             out.add(re.sub(r"\.\d+\.", ".*.", _base_name(name)))
     return out
 
@@ -94,8 +95,25 @@ _ADDED = re.compile(
 )
 
 
-def _is_added(name: str) -> bool:
-    return bool(_ADDED.search(name))
+def _is_added(name: str, adapter_names: frozenset[str] = frozenset()) -> bool:
+    """Whether the parameter `name` is one peft added: under one of the adapter attributes its
+    tuner layers declare (`adapter_layer_names`: lora_A, hada_w1, bottleneck_down, ...), or,
+    for wrappers that declare none, by the known prefixes."""
+    if _ADDED.search(name):
+        return True
+    return any(part in adapter_names for part in name.split("."))
+
+
+def _adapter_names(model: Any) -> frozenset[str]:
+    """The adapter attribute names peft's tuner layers in `model` declare."""
+    from .._compat import adapter_layer_types
+
+    layer_type, _ = adapter_layer_types()
+    names: set[str] = set()
+    for module in model.modules():
+        if isinstance(module, layer_type):
+            names.update(getattr(module, "adapter_layer_names", ()))
+    return frozenset(names)
 
 
 def _base_name(name: str) -> str:
@@ -107,8 +125,9 @@ def _added(model: Any) -> dict[str, Tensor]:
     """peft's additions to `model`, by name."""
     out = {}
     seen: set[int] = set()
+    adapter_names = _adapter_names(model)
     for name, p in model.named_parameters(remove_duplicate=False):
-        if not _is_added(name) or id(p) in seen:
+        if not _is_added(name, adapter_names) or id(p) in seen:
             continue
         seen.add(id(p))
         dtype = str(p.dtype).replace("torch.", "")

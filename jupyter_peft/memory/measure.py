@@ -30,6 +30,8 @@ class Measured:
     peak_bytes: int
     breakdown: dict[str, int] = field(default_factory=dict)
     overhead_bytes: int = 0
+    reserved_bytes: int = 0
+    """torch.cuda.max_memory_reserved over the second step, less what was reserved before."""
 
 
 def measure(setup: Setup, batch: dict[str, Any] | None = None) -> Measured:
@@ -73,7 +75,7 @@ def measure(setup: Setup, batch: dict[str, Any] | None = None) -> Measured:
     model = reference = optimizer = inputs = None  # free the GPU before returning
     _release()
     breakdown = {"weights": weights, "optimizer": states, "activations": peak - weights - states}
-    return Measured(int(peak), breakdown, int(slack + context))
+    return Measured(int(peak), breakdown, int(slack + context), int(peak + slack))
 
 
 def cuda_model(setup: Setup) -> Any:

@@ -23,7 +23,10 @@ def total_bytes(setup: Setup) -> int:
     from .analytic import analytic
 
     composed = analytic(setup)
-    return composed.peak_bytes + composed.paged_bytes + overhead(composed.peak_bytes)
+    from .reserved import instant
+
+    reserved = instant(composed.state_sizes, composed.peak_bytes).reserved_bytes
+    return max(reserved, composed.peak_bytes) + composed.paged_bytes + overhead(composed.peak_bytes)
 
 
 def largest_batch(setup: Setup, gpu: Gpu) -> int | None:

@@ -1,9 +1,12 @@
 """`MemoryEstimate`: the answer, as numbers (`to_json`), HTML (`_repr_html_`) and a plotly figure.
 
 `peak_bytes` is the tensor memory at the step's peak, what `torch.cuda.max_memory_allocated`
-reports; `breakdown` splits it by component and sums to it. `total_bytes` adds what the card
-must also hold: optimizer state paged by bitsandbytes and the process overhead (CUDA context,
-allocator slack). `fits` compares `total_bytes` with a card.
+reports; `breakdown` splits it by component and sums to it. `reserved_bytes` is what the
+caching allocator holds at the run's peak, `torch.cuda.max_memory_reserved` (reserved.py,
+allocator.py); `reserved_gap` says what the difference is made of. `total_bytes` is what the
+card must hold: the reserved peak, optimizer state paged by bitsandbytes and the CUDA context
+(`overhead_bytes`). `fits` compares `total_bytes` with a card. With `estimate(overhead=...)`
+a measured overhead replaces both the context and the allocator's gap.
 
 The HTML is plain HTML and SVG: a saved notebook shows it without a kernel or any script.
 """
@@ -29,7 +32,8 @@ COMPONENTS: dict[str, tuple[str, str]] = {
     "logits and loss": ("#da8bc3", "LM head and loss buffers"),
     "temporaries": ("#8c8c8c", "short-lived buffers at the peak"),
     "paged optimizer": ("#e6a0a2", "optimizer state in paged (managed) memory"),
-    "overhead": ("#cccccc", "CUDA context and allocator slack"),
+    "allocator": ("#b0b0b0", "reserved beyond the tensors: allocator rounding, cached free blocks, cuBLAS workspaces"),
+    "overhead": ("#cccccc", "CUDA context (outside the caching allocator)"),
 }
 _METHODS = {
     "analytic": "instant estimate",
@@ -52,20 +56,49 @@ class MemoryEstimate:
     phases: dict[str, int] = field(default_factory=dict)
     gpu: Gpu | None = None
     seconds: float = 0.0
+    reserved_bytes: int = 0
+    """Peak reserved by PyTorch's caching allocator (max_memory_reserved); 0: not modelled."""
+    reserved_gap: dict[str, int] = field(default_factory=dict)
+    """reserved_bytes - peak_bytes by cause: allocator rounding, cached free blocks, cuBLAS workspaces."""
+    overhead_given: bool = False
+    """overhead_bytes was measured and given (it then covers the allocator's gap too)."""
+    data: Any = None
+    """With a dataset: the batches the trainer will build (data.batches.Batches), the longest first."""
+
+    @property
+    def allocator_bytes(self) -> int:
+        """Reserved beyond the tensors at the peak (0 when a measured overhead covers it)."""
+        if self.overhead_given or not self.reserved_bytes:
+            return 0
+        return max(self.reserved_bytes - self.peak_bytes, 0)
 
     @property
     def total_bytes(self) -> int:
-        """What the card must hold: tensors at the peak, paged optimizer state, overhead."""
-        return self.peak_bytes + self.paged_bytes + self.overhead_bytes
+        """What the card must hold: the reserved peak, paged optimizer state, the CUDA context."""
+        return self.peak_bytes + self.allocator_bytes + self.paged_bytes + self.overhead_bytes
 
     def fits(self, capacity: Any = None) -> bool:
         """Whether the step fits in `capacity` (bytes, or a GPU name; default: the estimate's GPU)."""
         return self.total_bytes <= self._card(capacity).bytes
 
+    plan_source: str = "given"
+    """Where the plan came from: given, none given (full fine-tuning), or the adapter a model carries."""
+
+    @property
+    def plan_line(self) -> str:
+        """Which plan this estimate is for, in one line (every view shows it first)."""
+        plan = self.setup.plan
+        if plan is None:
+            return "for full fine-tuning (every weight trains)"
+        data = {k: v for k, v in plan.to_dict().items() if k != "train"}
+        text = ", ".join(f"{k}: {_flow(v)}" for k, v in data.items())
+        origin = f" ({self.plan_source})" if self.plan_source not in ("given", "none given") else ""
+        return f"for {text}{origin}"
+
     def __repr__(self) -> str:
         parts = ", ".join(f"{k} {v / GiB:.2f}" for k, v in self.breakdown.items() if v)
         return (
-            f"MemoryEstimate({self.method}: total {self.total_bytes / GiB:.2f} GiB, "
+            f"MemoryEstimate({self.plan_line}; {self.method}: total {self.total_bytes / GiB:.2f} GiB, "
             f"peak tensors {self.peak_bytes / GiB:.2f} GiB [{parts}])"
         )
 
@@ -103,6 +136,8 @@ class MemoryEstimate:
         out: dict[str, Any] = {
             "method": self.method,
             "peak_bytes": int(self.peak_bytes),
+            "reserved_bytes": int(self.peak_bytes + self.allocator_bytes),
+            "reserved_gap": {k: int(v) for k, v in self.reserved_gap.items()},
             "total_bytes": int(self.total_bytes),
             "overhead_bytes": int(self.overhead_bytes),
             "paged_bytes": int(self.paged_bytes),
@@ -122,6 +157,8 @@ class MemoryEstimate:
 
     def _bar(self) -> dict[str, int]:
         bar = {k: v for k, v in self.breakdown.items() if v > 0}
+        if self.allocator_bytes:
+            bar["allocator"] = self.allocator_bytes
         if self.paged_bytes:
             bar["paged optimizer"] = self.paged_bytes
         if self.overhead_bytes:
@@ -180,7 +217,8 @@ def describe(setup: Any) -> dict[str, Any]:
 def render_html(est: MemoryEstimate) -> str:
     """A card: headline, an SVG stacked bar with the GPU's capacity, and the table."""
     d = describe(est.setup)
-    head = f"<b>{est.total_bytes / GiB:.2f} GiB</b> for one training step"
+    head = f"<div>Estimate {html.escape(est.plan_line)}</div>"
+    head += f"<b>{est.total_bytes / GiB:.2f} GiB</b> for one training step"
     if est.gpu is not None:
         verdict = "fits" if est.fits() else "does not fit"
         colour = "#2e7d32" if est.fits() else "#c62828"
@@ -203,6 +241,12 @@ def render_html(est: MemoryEstimate) -> str:
         f"{_METHODS[est.method]}; peak during {html.escape(est.phase)}; tensors at the peak "
         f"{est.peak_bytes / GiB:.2f} GiB (compare with torch.cuda.max_memory_allocated)"
     )
+    if est.allocator_bytes:
+        parts = ", ".join(f"{k} {v / GiB:.2f}" for k, v in est.reserved_gap.items() if v)
+        note += (
+            f"; reserved {(est.peak_bytes + est.allocator_bytes) / GiB:.2f} GiB "
+            f"(max_memory_reserved: {html.escape(parts)})"
+        )
     return (
         f"<div class='jp-memory' style='font-family:sans-serif;font-size:13px;max-width:640px'>"
         f"<div>{head}</div><div style='color:#555;margin:2px 0 6px'>{settings}</div>{_svg(est)}"
@@ -232,3 +276,12 @@ def _svg(est: MemoryEstimate, width: int = 600, height: int = 26) -> str:
         f"<svg width='{width + 2}' height='{height + 6}' role='img' "
         f"aria-label='memory breakdown'>{''.join(rects)}</svg>"
     )
+
+
+def _flow(value: Any) -> str:
+    """A plan value as YAML's flow style writes it: [q_proj, v_proj], {q_proj: 16}."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    return str(value)

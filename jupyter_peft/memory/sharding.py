@@ -46,5 +46,5 @@ def per_gpu(estimate: object, backend: str, processes: int, offload: bool = Fals
         out[name] = value
     if backend in ("zero3", "fsdp"):  # one layer's full weights gathered while it runs
         out["gathered layer"] = breakdown.get("weights", 0) // layers
-    overhead = int(getattr(estimate, "overhead_bytes", 0)) + int(getattr(estimate, "paged_bytes", 0))
+    overhead = sum(int(getattr(estimate, name, 0)) for name in ("overhead_bytes", "paged_bytes", "allocator_bytes"))
     return PerGpu(backend, processes, offload, sum(out.values()) + overhead, out)

@@ -6,8 +6,9 @@ runs a whole step under PyTorch's MemTracker: forward (with autocast when mixed)
 optimizer state exists before the step, as from the second step on, so the peak is the
 steady one a run keeps hitting. Nothing is allocated; an 8B model takes seconds.
 
-It counts tensor bytes, as `torch.cuda.max_memory_allocated` does: no CUDA context, no
-allocator caching. Paged optimizer state is counted where bitsandbytes would page it.
+It counts tensor bytes, as `torch.cuda.max_memory_allocated` does, and records every
+allocation and free in order: `allocator.py` replays them through PyTorch's caching allocator
+for the reserved peak. Paged optimizer state is counted where bitsandbytes would page it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class Simulated:
     """Optimizer state bitsandbytes would page (left out of the peak, as on CUDA)."""
     phase: str = "simulated step"
     seconds: float = 0.0
+    events: list[tuple[int, int]] = field(default_factory=list, repr=False)
+    """Every allocation and free of the run, in order (see trace.PeakTracker.events)."""
+    step_start: int = 0
+    """Where in `events` the step begins (before it: weights, optimizer state)."""
 
 
 # MemTracker's kinds -> MemoryEstimate's components
@@ -72,6 +77,7 @@ def simulate(setup: Setup, real: bool = False) -> Simulated:
         batch = batch_for(setup, model)
     tracker = PeakTracker()
     tracker.track_external(*(m for m in (model, reference) if m is not None), optimizer)
+    tracker.mark_step()
     autocast = getattr(torch, setup.autocast) if setup.autocast else None
     with fake, tracker, _gpu_kernels(), one_sequence_per_row():
         with cuda_like(autocast):
@@ -84,7 +90,23 @@ def simulate(setup: Setup, real: bool = False) -> Simulated:
         breakdown[_KINDS.get(kind, "temporaries")] = breakdown.get(_KINDS.get(kind, "temporaries"), 0) + size
     paged = _paged(setup.optimizer, trainable)
     breakdown["optimizer"] = breakdown.get("optimizer", 0) - paged
-    return Simulated(tracker.peak - paged, breakdown, paged, seconds=time.perf_counter() - start)
+    return Simulated(tracker.peak - paged, breakdown, paged, seconds=time.perf_counter() - start,
+                     events=_unpaged(tracker, setup.optimizer, optimizer, trainable), step_start=tracker.step_start)
+
+
+def _unpaged(tracker: Any, name: str, optimizer: Any, trainable: list[Any]) -> list[tuple[int, int]]:
+    """The events the CUDA caching allocator sees: bitsandbytes' paged state (tensors of at
+    least 100k values) lives in managed memory, outside the allocator."""
+    if not _paged(name, trainable):
+        return tracker.events
+    paged = set()
+    for state in optimizer.state.values():
+        for value in state.values():
+            if isinstance(value, torch.Tensor) and value.numel() >= 100_000:
+                winfo, _ = tracker._WINFO.get(value.untyped_storage(), (None, None))
+                if winfo is not None:
+                    paged.add(id(winfo))
+    return [(key, nbytes) for key, nbytes in tracker.events if key not in paged]
 
 
 def _paged(optimizer: str, trainable: list[Any]) -> int:

@@ -10,7 +10,8 @@ The simulation (`simulate.py`) and the layer probe (`probe.py`) share these tool
   autocast does not have. Matmuls are cast by CPU autocast itself, as CUDA's would be.
 - `to_fake`: a model built on `meta` gets fake CPU parameters and buffers (ties kept).
 - `PeakTracker`: PyTorch's MemTracker with the fixes from the notes (grad hooks only on
-  parameters that train; only the global and phase peaks, not a deep copy per module call).
+  parameters that train; only the global and phase peaks, not a deep copy per module call),
+  recording every allocation and free in order for the caching allocator model (allocator.py).
 """
 
 from __future__ import annotations
@@ -319,6 +320,27 @@ class PeakTracker(MemTracker):
         self.exclude = exclude
         self.phase_peak = 0
         self._peak = 0
+        self.events: list[tuple[int, int]] = []
+        """Every storage made and freed, in order: (key, bytes), bytes 0 for the free of key;
+        what `allocator.replay` turns into reserved memory."""
+        self.step_start = 0
+        """Index in `events` where the training step began (before it: weights, optimizer state)."""
+
+    def _update_snap(self, u_type: Any, winfo: Any, old_mem_consumed: Any = None, old_reftype: Any = None) -> None:
+        super()._update_snap(u_type, winfo, old_mem_consumed, old_reftype)
+        kind = u_type.name
+        if kind == "ADD":
+            self.events.append((id(winfo), winfo.mem_consumed))
+        elif kind == "DEL":
+            self.events.append((id(winfo), 0))
+        elif kind == "SIZE":  # a resize_: the allocator frees the old block and takes a new one
+            self.events.append((id(winfo), 0))
+            if winfo.mem_consumed:
+                self.events.append((id(winfo), winfo.mem_consumed))
+
+    def mark_step(self) -> None:
+        """The training step starts now (what came before is resident from step to step)."""
+        self.step_start = len(self.events)
 
     @property
     def counted(self) -> int:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .._compat import base_model, silence_library_noise
+from .._compat import adapter_layer_types, base_model, silence_library_noise
 from .._errors import PlanError
 from ..plan import methods
 from ..plan.plan import Plan
@@ -22,6 +22,9 @@ from ..quant import kbit
 from ..session import session
 from .counting import prepared_config
 from .modelmap import ModelMap, inspect, role_pattern
+from .widths import check_widths
+
+_WRAPPER = "_jupyter_peft_model"  # where a base keeps the PeftModel made of it
 
 
 @dataclass
@@ -63,16 +66,30 @@ def check(plan: Any, model: Any, model_map: ModelMap | None = None) -> Checked:
     _check_quantization(plan, model_map)
 
     targets: list[str] = []
-    resolved = None
     if spec.targets_modules:
-        resolved = plan.target_modules or default_targets(spec, model_map)
-        targets = model_map.match(resolved, **match_options(plan.options))
-        _check_targets(plan, model_map, resolved, targets)
+        _check_names(plan, model_map)
+        # what get_peft_model wraps for this very config (rank patterns need the targets: later)
+        targets = model_map.match_config(plan.peft_config(task_type=model_map.task_type))
+        _check_targets(plan, model_map, _asked(plan, model_map), targets)
     ranks = _resolve_patterns(plan.ranks, "ranks", model_map, targets)
     alphas = _resolve_patterns(plan.alphas, "alphas", model_map, targets)
+    check_widths(plan, model_map, targets, ranks)
     config = plan.peft_config(task_type=model_map.task_type, ranks=ranks, alphas=alphas)
     _check_adapter_mix(plan, existing, config)
+    if existing is None and plan.adapter_name is not None and _carries_adapters(model):
+        raise PlanError(
+            f"this model carries adapters from a PeftModel jupyter_peft did not make; adding "
+            f"{plan.adapter_name!r} here would drop them. Apply the plan to that PeftModel instead "
+            "(%%peft peft_model), or leave out adapter_name to replace them",
+            key="adapter_name",
+            value=plan.adapter_name,
+        )
     return Checked(plan, model_map, existing, targets, config)
+
+
+def _carries_adapters(model: Any) -> bool:
+    layer_type, wrapper_type = adapter_layer_types()
+    return any(isinstance(m, (layer_type, wrapper_type)) for m in model.modules())
 
 
 def apply(plan: Any, model: Any) -> Any:
@@ -93,13 +110,43 @@ def applied_plan(peft_model: Any = None, adapter: str | None = None) -> tuple[An
     return (peft_model, plan) if plan is not None else None
 
 
+def plan_of(peft_model: Any) -> Plan:
+    """The Plan behind a PeftModel's active adapter: the one `apply` recorded, else one read back
+    from its peft config (an adapter loaded with `PeftModel.from_pretrained`)."""
+    found = applied_plan(peft_model)
+    if found is not None:
+        return found[1]
+    import dataclasses
+    import enum
+
+    from .summary import method_name
+
+    config = peft_model.peft_config[peft_model.active_adapter]
+    data: dict[str, Any] = {"method": method_name(config)}
+    spec = Plan.from_dict(data).method_spec
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name not in spec.options or f.name == "task_type" or value == spec.options[f.name].default:
+            continue
+        if isinstance(value, enum.Enum):
+            value = value.value
+        data[f.name] = sorted(value) if isinstance(value, (set, frozenset)) else value
+    targets = getattr(config, "target_modules", None)
+    if targets is not None:
+        data["target_modules"] = sorted(targets) if isinstance(targets, (set, frozenset, list)) else targets
+    try:
+        return Plan.from_dict(data)
+    except PlanError:  # an option our plan cannot say: the method and targets still estimate it
+        return Plan.from_dict({k: data[k] for k in ("method", "target_modules", "r") if k in data})
+
+
 def find_peft_model(model: Any) -> Any:
     """The PeftModel `model` is (or whose base it is), else None."""
     from peft import PeftModel
 
     if isinstance(model, PeftModel):
         return model
-    peft_model = session().wrapper_of(model)
+    peft_model = session().wrapper_of(model) or getattr(model, "__dict__", {}).get(_WRAPPER)
     if peft_model is not None and peft_model.get_base_model() is model:
         return peft_model
     return None
@@ -107,6 +154,7 @@ def find_peft_model(model: Any) -> Any:
 
 def forget(model: Any) -> None:
     """Forget that `model` was wrapped (its adapters were merged into it in place)."""
+    model.__dict__.pop(_WRAPPER, None)
     session().forget(model)
 
 
@@ -150,6 +198,9 @@ def _wrap(checked: Checked, model: Any) -> Any:
     except Exception as err:  # peft's own refusal after our checks: undo, then explain
         snapshot.restore()
         raise PlanError(f"peft could not apply this plan, the model is unchanged: {type(err).__name__}: {err}") from err
+    # the base keeps its PeftModel alive (and the PeftModel its base): a wrapper nobody kept in a
+    # variable is still found by the next plan, so adding a named adapter never drops the others
+    peft_model.get_base_model().__dict__[_WRAPPER] = peft_model
     # remember the plan behind each adapter (export reads it back with `applied_plan`)
     session().remember_apply(peft_model.get_base_model(), peft_model, plan.adapter_name or "default", plan)
     return peft_model
@@ -163,6 +214,7 @@ class _Snapshot:
         self.replaced: list[tuple[Any, str, Any]] = []
         self.modules = dict(base.named_modules())
         self.peft_config = base.__dict__.get("peft_config")
+        self.wrapper = base.__dict__.get(_WRAPPER)
 
     def strip_adapters(self) -> None:
         """Remove every adapter layer and wrapper from the base, keeping the original layers."""
@@ -201,6 +253,13 @@ class _Snapshot:
             self.base.__dict__["peft_config"] = self.peft_config
         else:
             self.base.__dict__.pop("peft_config", None)
+        if self.wrapper is not None:
+            self.base.__dict__[_WRAPPER] = self.wrapper
+        else:
+            self.base.__dict__.pop(_WRAPPER, None)
+
+
+Snapshot = _Snapshot  # training/api.py undoes an apply whose trainer TRL then refuses (issue 15)
 
 
 # ---- checks ------------------------------------------------------------------------------
@@ -213,7 +272,7 @@ def match_options(options: dict[str, Any]) -> dict[str, Any]:
     return {k: options[k] for k in keys if k in options}
 
 
-def default_targets(spec: Any, model_map: ModelMap) -> Any:
+def default_targets(spec: Any, model_map: ModelMap, options: dict[str, Any] | None = None) -> Any:
     """peft's per-architecture default targets, or a PlanError listing the real groups."""
     from peft.mapping import PEFT_TYPE_TO_TUNER_MAPPING
     from peft.utils import PeftType
@@ -222,7 +281,7 @@ def default_targets(spec: Any, model_map: ModelMap) -> Any:
     model_type = getattr(getattr(model_map.base_model, "config", None), "model_type", None)
     default = getattr(tuner, "target_module_mapping", {}).get(model_type) if tuner else None
     if default is None and tuner is not None:  # tuners that keep their table inside a hook (IA3)
-        default = _hook_default_targets(spec, model_map)
+        default = _hook_default_targets(spec, model_map, options)
     if default is None:
         raise PlanError(
             f"peft has no default targets for {model_type or type(model_map.base_model).__name__}: set target_modules",
@@ -232,19 +291,70 @@ def default_targets(spec: Any, model_map: ModelMap) -> Any:
     return default if isinstance(default, str) else list(default)
 
 
-def _hook_default_targets(spec: Any, model_map: ModelMap) -> Any:
+def _hook_default_targets(spec: Any, model_map: ModelMap, options: dict[str, Any] | None = None) -> Any:
     """The targets peft's own config hook picks for this model type, or None."""
     try:
-        config = spec.config_class(**spec.fixed)
+        config = spec.config_class(**{**(options or {}), **spec.fixed})  # options that change the default (placement)
         return prepared_config(config, model_map.base_model).target_modules
     except (ValueError, TypeError):  # a config that needs more, or "Please specify `target_modules`"
         return None
 
 
 def _group_choices(model_map: ModelMap) -> list[str]:
-    linear = [g for g in model_map.groups if g.linear]
-    names = list(dict.fromkeys(g.name for g in linear))
-    return ["all-linear", *names, *[g.role for g in linear if g.role not in names]]
+    return model_map.group_choices()
+
+
+def _exists(model_map: ModelMap, name: str, task_type: Any = None) -> bool:
+    """Whether the target name `name` selects anything in this model on its own (a task type's
+    saved heads excluded when given). peft refusing it alone counts as selecting: its v4 MoE
+    names (Mixtral's w1, w3) convert only together, and that is peft's word, not a typo."""
+    try:
+        return bool(model_map.match([name], task_type=task_type))
+    except PlanError:
+        return True
+
+
+def _asked(plan: Plan, model_map: ModelMap) -> Any:
+    """What the plan asks to target, as its messages quote it: its target_modules, else its
+    target_parameters, else peft's default for the model."""
+    if plan.target_modules is not None:
+        return plan.target_modules
+    parameters = plan.options.get("target_parameters")
+    if parameters:
+        return {"target_parameters": parameters}
+    return default_targets(plan.method_spec, model_map, plan.options)
+
+
+def _check_names(plan: Plan, model_map: ModelMap) -> None:
+    """Every name in a target_modules list and every target_parameters entry must select
+    something in this model. peft itself drops a name that matches nothing as long as another
+    one matches; we are strict on purpose: a misspelt `vproj` must not silently train q_proj alone."""
+    from .._errors import did_you_mean
+
+    names = plan.target_modules if isinstance(plan.target_modules, list) else []
+    for name in names:
+        if _exists(model_map, name, task_type=model_map.task_type):
+            continue  # (excluding it again, or leaving its layers out, is the plan's own choice)
+        cls = type(model_map.base_model).__name__
+        if _exists(model_map, name) and not _exists(model_map, name, task_type=model_map.task_type):
+            why = (f"{name!r} is trained whole on this {cls} ({model_map.task_type}: peft saves the task head, "
+                   "it does not adapt it); leave it out of target_modules")
+        else:
+            why = f"{name!r} in target_modules matches no module of this {cls}"
+        leaves = sorted({p.rsplit(".", 1)[-1] for g in model_map.groups for p in g.paths})
+        close = did_you_mean(name, leaves + model_map.roles)
+        raise PlanError(why, key="target_modules", value=name,
+                        choices=list(dict.fromkeys([*close, *_group_choices(model_map)])))
+    for name in plan.options.get("target_parameters") or []:
+        if not model_map.match([], target_parameters=[name]):
+            params = sorted({f"{p}.{g.parameter or 'weight'}".split(".", 1)[-1] for g in model_map.groups
+                             for p in g.paths[:1]})
+            raise PlanError(
+                f"{name!r} in target_parameters selects no parameter of this {type(model_map.base_model).__name__}",
+                key="target_parameters",
+                value=name,
+                choices=did_you_mean(name, params) or params[:8],
+            )
 
 
 def _check_targets(plan: Plan, model_map: ModelMap, resolved: Any, targets: list[str]) -> None:
@@ -262,6 +372,8 @@ def _check_targets(plan: Plan, model_map: ModelMap, resolved: Any, targets: list
     spec = plan.method_spec
     for path in targets:
         group = model_map.group_of(path)
+        if group is None and plan.target_modules is None:
+            continue  # peft's own default for this method (Shadow wraps whole decoder blocks)
         if group is None:
             module = model_map.base_model.get_submodule(path)
             inner = [g.role for g in model_map.groups if any(p.startswith(path + ".") for p in g.paths)]

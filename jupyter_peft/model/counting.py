@@ -39,6 +39,7 @@ _SELECTION_FIELDS = (
 )
 _QUANTIZED_LINEAR = ("Linear4bit", "Linear8bitLt")
 _COPY, _FREE = "jp_copy", "jp_free"
+_COPY_LIMIT = 500_000_000  # parameters: a model this small may be copied to count a weight-built tuner
 # options that add parameters outside the targeted modules: counted on the twin, once
 _MODEL_WIDE = ("modules_to_save", "trainable_token_indices", "layer_replication")
 
@@ -100,11 +101,20 @@ class ParamCounter:
         tensors come from the config's target_parameters, as peft resolves them."""
         config = prepared_config(config, self.model_map.base_model)
         fingerprint = _fingerprint(config)
-        per_group: dict[str, Cost] = {}
-        targeted: dict[str, int] = {}
         modules = self._module_paths()
         sites: list[tuple[str, str | None]] = [(path, None) for path in targets if path in modules]
         sites += self._parameter_targets(config)
+        try:
+            if self._additive(config, fingerprint, sites):
+                return self._composed(config, fingerprint, sites)
+        except (NotImplementedError, RuntimeError, AttributeError, TypeError, ValueError):
+            pass  # a tuner that cannot be built on meta copies: count it whole (below)
+        return self._whole(config, sites)
+
+    def _composed(self, config: Any, fingerprint: str, sites: list[tuple[str, str | None]]) -> Count:
+        """The count as a sum of cached per-module costs and the model-wide part."""
+        per_group: dict[str, Cost] = {}
+        targeted: dict[str, int] = {}
         for path, parameter in sites:
             role = self._role(path if parameter is None else f"{path}.{parameter}")
             per_group[role] = per_group.get(role, Cost()) + self._cost(config, fingerprint, path, parameter)
@@ -119,6 +129,76 @@ class ParamCounter:
             targeted=targeted,
             other=other,
         )
+
+    def _additive(self, config: Any, fingerprint: str, sites: list[tuple[str, str | None]]) -> bool:
+        """Whether this config's cost is a sum over targeted modules: peft on a twin with two
+        targets must add exactly the second one's probe to the twin with the first. Not so for
+        tuners that share weights across layers or size them by the whole selection (LiLy's
+        shared projections, TinyLoRA's global vector): those are counted whole. Cached per config."""
+        if len(sites) < 2:
+            return True
+        key = f"{fingerprint}|additive"
+        if key not in self._other:
+            first, second = sites[0], sites[-1]
+            one = self._twin_added(config, [first])
+            two = self._twin_added(config, [first, second])
+            self._other[key] = Cost(int(two - one == self._cost(config, fingerprint, *second)))
+        return bool(self._other[key].trainable)
+
+    def _twin_added(self, config: Any, sites: list[tuple[str, str | None]]) -> Cost:
+        """What peft adds to a meta twin of the model with exactly `sites` targeted."""
+        twin = meta_twin(self.model_map.base_model)
+        peft_model, before = self._build(twin, _retarget_sites(copy.deepcopy(config), sites))
+        trainable, total = peft_model.get_nb_trainable_parameters()
+        return Cost(trainable, total - _peft_param_total_of(before.values()), _new_bytes(peft_model, before))
+
+    def _whole(self, config: Any, sites: list[tuple[str, str | None]]) -> Count:
+        """The count from peft on the whole model with every target: on a meta twin, or, for a
+        tuner that initialises from the weights (FRoD, Shadow), on a real copy of a model small
+        enough to copy. Per group: the new parameters under each group's modules."""
+        from .._errors import PlanError
+
+        wanted = _retarget_sites(copy.deepcopy(config), sites) if sites else copy.deepcopy(config)
+        base = self.model_map.base_model
+        try:
+            peft_model, before = self._build(meta_twin(base), wanted)
+        except (NotImplementedError, RuntimeError, AttributeError, TypeError, ValueError) as err:
+            on_meta = any(p.is_meta for p in base.parameters())
+            if on_meta or sum(p.numel() for p in base.parameters()) > _COPY_LIMIT:
+                raise PlanError(
+                    f"cannot count {config.peft_type.value.lower()} without its weights: peft builds it from "
+                    f"them ({type(err).__name__}: {str(err)[:120]})"
+                ) from None
+            with _quiet():
+                from peft import get_peft_model
+
+                clone = copy.deepcopy(base)
+                before = _param_ids(clone)
+                peft_model = get_peft_model(clone, wanted)
+        trainable, total = peft_model.get_nb_trainable_parameters()
+        new = {n: p for n, p in peft_model.get_base_model().named_parameters(remove_duplicate=False)
+               if id(p) not in before}
+        per_group: dict[str, Cost] = {}
+        targeted: dict[str, int] = {}
+        for path, parameter in sites:
+            role = self._role(path if parameter is None else f"{path}.{parameter}")
+            targeted[role] = targeted.get(role, 0) + 1
+            mine = [p for n, p in new.items() if n.startswith(path + ".")]
+            per_group[role] = per_group.get(role, Cost()) + Cost(
+                sum(_numel(p) for p in mine if p.requires_grad), sum(_numel(p) for p in mine),
+                sum(_nbytes(p) for p in mine))
+        added_total = total - _peft_param_total_of(before.values())
+        grouped = sum(per_group.values(), Cost())
+        other = Cost(trainable - grouped.trainable, added_total - grouped.total,
+                     _new_bytes(peft_model, before) - grouped.nbytes)
+        return Count(trainable=trainable, total=self.base_total + added_total,
+                     added_bytes=_new_bytes(peft_model, before), per_group=per_group, targeted=targeted, other=other)
+
+    @staticmethod
+    def _build(twin: Any, config: Any) -> tuple[Any, dict[int, Any]]:
+        before = _param_ids(twin)
+        with _quiet():
+            return peft_on_meta(twin, config), before
 
     def _role(self, site: str) -> str:
         group = self.model_map.group_of(site)
@@ -233,6 +313,16 @@ def _probe(config: Any, path: str, module: Any, parameter: str | None = None) ->
     unfrozen = [p for n, p in originals[0].items() if p.requires_grad and n not in free_trainable]
     trainable = sum(_numel(p) for p in new if p.requires_grad) + sum(_numel(p) for p in unfrozen)
     return Cost(trainable, sum(_numel(p) for p in new), sum(_nbytes(p) for p in new))
+
+
+def _retarget_sites(config: Any, sites: list[tuple[str, str | None]]) -> Any:
+    """`config` adapting exactly these (module path, parameter) sites."""
+    paths = [re.escape(p) for p, parameter in sites if parameter is None]
+    parameters = [f"{p}.{parameter}" for p, parameter in sites if parameter is not None]
+    _retarget(config, "(?:" + "|".join(paths) + ")" if paths else None, parameters or None)
+    if not paths and hasattr(config, "target_modules"):
+        config.target_modules = []
+    return config
 
 
 def _retarget(config: Any, modules: str | None, parameters: list[str] | None = None) -> Any:

@@ -98,6 +98,9 @@ def _check_mergeable(peft_model: Any, adapter: str | None) -> str:
             "merge. Keep the PeftModel, or save the adapter with save_pretrained",
             key="method",
         )
+    refusal = getattr(type(peft_model.base_model), "merge_refusal", None)  # non-linear tuners (tuners/)
+    if refusal:
+        raise PlanError(refusal, key="method")
     if not hasattr(peft_model.base_model, "merge_and_unload"):
         raise PlanError(f"peft cannot merge {method} adapters", key="method")
     return name

@@ -16,7 +16,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._compat import base_model, convert_for_transformers, expand_all_linear, targets, unwrap_layer
+from .._compat import (
+    base_model,
+    convert_for_transformers,
+    expand_all_linear,
+    targets,
+    tuner_defaults,
+    unwrap_layer,
+    with_task_saves,
+)
 from .._errors import PlanError
 from ..plan.methods import can_target
 from ..plan.plan import Plan
@@ -161,13 +169,51 @@ class ModelMap:
         from peft import LoraConfig
 
         if isinstance(targets, Plan):
-            return _peft_matches(targets.peft_config(task_type=self.task_type), self.base_model)
+            return self.match_config(targets.peft_config(task_type=self.task_type))
         key = json.dumps([targets, config], sort_keys=True, default=repr)
+        if key not in self._matched and isinstance(targets, str) and targets.lower() != "all-linear":
+            from ..plan.plan import check_pattern
+
+            check_pattern(targets, "target_modules")  # a catastrophic regex must not hang the kernel
         if key not in self._matched:
             task_type = config.pop("task_type", self.task_type)
-            peft_config = LoraConfig(target_modules=targets, task_type=task_type, **config)
-            self._matched[key] = _peft_matches(copy.deepcopy(peft_config), self.base_model)
+            self._matched[key] = self.match_config(LoraConfig(target_modules=targets, task_type=task_type, **config))
         return list(self._matched[key])
+
+    def match_config(self, peft_config: Any) -> list[str]:
+        """What `get_peft_model(model, peft_config)` wraps, in model order: peft's own preparation
+        first (the transformers-5 MoE conversion, the tuner's default targets for this model type,
+        `all-linear`, the heads a task type saves whole), then the tuner's own check per module
+        and the `target_parameters`. A config peft would refuse is a PlanError saying why."""
+        try:
+            return _peft_matches(copy.deepcopy(peft_config), self.base_model)
+        except ValueError as err:  # peft's refusals: no default targets, a partly fused MoE target...
+            if isinstance(err, PlanError):
+                raise
+            raise self._refusal(peft_config, err) from None
+
+    def _refusal(self, peft_config: Any, err: ValueError) -> PlanError:
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if peft_config.target_modules is None:
+            model_type = getattr(getattr(self.base_model, "config", None), "model_type", None)
+            return PlanError(
+                f"peft has no default targets for {model_type or type(self.base_model).__name__}: "
+                "set target_modules (or target_parameters)",
+                key="target_modules",
+                choices=self.group_choices(),
+            )
+        return PlanError(
+            f"peft cannot adapt this selection of {type(self.base_model).__name__}: {text}",
+            key="target_modules",
+            value=peft_config.target_modules,
+            choices=self.group_choices(),
+        )
+
+    def group_choices(self) -> list[str]:
+        """What `target_modules` can name here: all-linear, then the linear groups' names and roles."""
+        linear = [g for g in self.groups if g.linear]
+        names = list(dict.fromkeys(g.name for g in linear))
+        return ["all-linear", *names, *[g.role for g in linear if g.role not in names]]
 
     def resolve(self, targets: Any, **config: Any) -> dict[str, list[str]]:
         """Matched paths by group role (paths outside any group under "")."""
@@ -178,10 +224,13 @@ class ModelMap:
         return out
 
     def targets_for(self, paths: Iterable[str]) -> list[str] | str:
-        """The simplest `target_modules` value that selects exactly `paths`.
+        """The shortest readable `target_modules` value that selects exactly `paths`.
 
         Module names (`[q_proj, v_proj]`) when they select nothing else; else roles that are
-        plain path suffixes; else one regex over the full paths (peft fullmatches strings).
+        plain path suffixes; else a short regex, one part per layer choice with the groups in it
+        (`model\\.layers\\.\\d+\\.self_attn\\.(q_proj|v_proj)|model\\.layers\\.[1-5]\\.mlp\\.down_proj`:
+        peft fullmatches a string); else the full paths. (The studio also tries names with
+        `layers_to_transform` before the regex: ui/studio/draft.py.)
         """
         wanted = list(dict.fromkeys(paths))
         if not wanted:
@@ -194,8 +243,8 @@ class ModelMap:
         roles = sorted({g.role for g in groups if g is not None})
         if all(g is not None for g in groups) and "*" not in "".join(roles) and set(self.match(roles)) == want:
             return roles
-        regex = _paths_regex(wanted, self)
-        if set(self.match(regex)) == want:
+        regex = _short_regex(wanted, self)
+        if regex is not None and set(self.match(regex)) == want:
             return regex
         return sorted(wanted)  # full paths: on MoE models peft widens a regex to module names
 
@@ -214,10 +263,16 @@ class ModelMap:
 
 
 def _peft_matches(peft_config: Any, model: Any) -> list[str]:
-    """What peft's inject_adapter would wrap: the same config rewrites, then the same checks."""
-    if getattr(peft_config, "target_modules", None) is None and not getattr(peft_config, "target_parameters", None):
+    """What peft's inject_adapter would wrap: the same config rewrites, in the same order
+    (get_peft_model's task heads, the transformers-5 conversion, the tuner's defaults,
+    all-linear), then the same checks."""
+    if getattr(peft_config, "is_prompt_learning", False) or not hasattr(peft_config, "target_modules"):
         return []
+    with_task_saves(peft_config)
     convert_like_peft(peft_config, model)
+    peft_config = tuner_defaults(peft_config, model)
+    if peft_config.target_modules is None and not getattr(peft_config, "target_parameters", None):
+        return []
     peft_config = expand_all_linear(peft_config, model)
     wanted_params = sorted(getattr(peft_config, "target_parameters", None) or [])
     found: list[str] = []
@@ -239,6 +294,77 @@ def convert_like_peft(peft_config: Any, model: Any) -> None:
         return
 
     convert_for_transformers(peft_config, model, session().conversions)
+
+
+def _short_regex(paths: list[str], model_map: ModelMap) -> str | None:
+    """One short regex (fullmatch) for exactly `paths`, or None: per layer choice (every layer,
+    or some: `[1-5]`, `(2|7|11)`) the groups' paths after it, shared parts written once; it must
+    pass the plan's own pattern checks (length, open-ended repeats)."""
+    from ..plan.plan import check_pattern
+
+    pieces: dict[tuple[str, str], list[list[str]]] = {}  # (head, layers) -> the tails' parts
+    by_group: dict[str, list[str]] = {}
+    for p in paths:
+        g = model_map.group_of(p)
+        if g is None or p not in g.paths:
+            return None
+        by_group.setdefault(g.role, []).append(p)
+    for role, members in by_group.items():
+        g = model_map[role]
+        if "*" not in g.template.split("."):
+            head, layers, tail = re.escape(g.template), "", []
+        else:
+            before, after = g.template.split("*", 1)
+            head, tail = role_pattern(before.rstrip(".")), [role_pattern(t) for t in after.strip(".").split(".") if t]
+            if set(members) == set(g.paths):
+                layers = r"\d+"
+            else:
+                found = layer_indices(members)
+                if any(i is None for i in found):
+                    return None
+                layers = _layers_regex(sorted(set(found)))  # type: ignore[arg-type]
+        pieces.setdefault((head, layers), []).append(tail)
+    parts = []
+    for (head, layers), tails in pieces.items():
+        body = _trie_regex(tails)
+        if body is None:
+            return None
+        parts.append(r"\.".join(filter(None, [head, layers, body])))
+    regex = "|".join(parts)
+    try:
+        check_pattern(regex, "target_modules")
+    except PlanError:
+        return None
+    return regex
+
+
+def _layers_regex(layers: list[int]) -> str:
+    """Layer indices as a regex: [1-5] for a run of one-digit layers, else (2|7|11)."""
+    if len(layers) == 1:
+        return str(layers[0])
+    if layers[-1] < 10 and layers == list(range(layers[0], layers[-1] + 1)):
+        return f"[{layers[0]}-{layers[-1]}]"
+    return "(" + "|".join(map(str, layers)) + ")"
+
+
+def _trie_regex(tails: list[list[str]]) -> str | None:
+    r"""Dotted paths (each a list of escaped parts) as one regex, shared leading parts once:
+    [[self_attn, q_proj], [self_attn, v_proj], [mlp, up_proj]] -> (self_attn\.(q_proj|v_proj)|mlp\.up_proj).
+    None where one path is a prefix of another (no short form)."""
+    if all(not t for t in tails):
+        return ""
+    if any(not t for t in tails):
+        return None
+    heads: dict[str, list[list[str]]] = {}
+    for t in tails:
+        heads.setdefault(t[0], []).append(t[1:])
+    branches = []
+    for head, rest in heads.items():
+        sub = _trie_regex(rest)
+        if sub is None:
+            return None
+        branches.append(head + (r"\." + sub if sub else ""))
+    return branches[0] if len(branches) == 1 else "(" + "|".join(branches) + ")"
 
 
 def _paths_regex(paths: list[str], model_map: ModelMap) -> str:

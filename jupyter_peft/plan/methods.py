@@ -92,6 +92,11 @@ class Method:
         return _options(self.config_class)
 
     @property
+    def description(self) -> str:
+        """One line on what the method is, where its config class says (`DESCRIPTION`), else ""."""
+        return str(getattr(self.config_class, "DESCRIPTION", ""))
+
+    @property
     def is_prompt_learning(self) -> bool:
         from peft.config import PromptLearningConfig
 
@@ -128,6 +133,10 @@ class Method:
 def _table() -> dict[str, Method]:
     from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
 
+    from ..tuners import register
+
+    register()  # our own methods (bottleneck) join peft's table before it is read
+
     table = {pt.value.lower(): Method(pt.value.lower(), pt.value) for pt in PEFT_TYPE_TO_CONFIG_MAPPING}
     for alias, (base, fixed, quant) in _ALIASES.items():
         table[alias] = Method(alias, table[base].peft_type, fixed, quant)
@@ -136,8 +145,8 @@ def _table() -> dict[str, Method]:
 
 def names() -> list[str]:
     """All method names, the common ones first."""
-    common = ["lora", "dora", "qlora", "ia3", "prefix_tuning", "prompt_tuning", "p_tuning", "loha", "lokr"]
-    common += ["adalora", "vera", "oft"]
+    common = ["lora", "dora", "qlora", "ia3", "prefix_tuning", "prompt_tuning", "p_tuning", "bottleneck", "loha"]
+    common += ["lokr", "adalora", "vera", "oft"]
     rest = sorted(set(_table()) - set(common))
     return [n for n in common if n in _table()] + rest
 
@@ -380,6 +389,8 @@ def build_config(method: Method, options: dict[str, Any], **plan_fields: Any) ->
             kwargs[name] = _build_nested(tp.type, value)
     try:
         return cls(**kwargs)
+    except ImportError as err:  # a method whose config needs an optional package (AdaMSS: scikit-learn)
+        raise PlanError(f"{method.name} needs a package that is not installed: {err}") from None
     except (ValueError, TypeError) as err:
         key = next((k for k in kwargs if re.search(rf"\b{re.escape(k)}\b", str(err))), None)
         raise PlanError(f"peft rejects this {method.name} config: {err}", key=key) from None

@@ -32,6 +32,7 @@ QUANTIZATIONS = ("none", "4bit", "8bit")
 _RESERVED = ("method", "target_modules", "ranks", "alphas", "quantization", "base", "adapter_name", "train")
 _QUANT_PREFIXES = ("bnb_", "llm_int8_")
 _ALIASES = {"alpha": "alphas", "rank": "ranks", "targets": "target_modules", "trainer": "train"}
+_REGEX_OPTIONS = ("exclude_modules", "feedforward_modules", "layers_pattern")
 
 
 @dataclass
@@ -81,6 +82,7 @@ class Plan:
             raise PlanError(
                 f"a plan is a mapping of keys to values, got {type(data).__name__}: {data!r}",
                 line=1,
+                value=data,
                 choices=["method: lora", "r: 16"],
             )
         return _check(data, lines)
@@ -195,10 +197,16 @@ def _check(data: dict[str, Any], lines: dict[tuple[str, ...], int]) -> Plan:
             pool = list(spec.options) + list(_RESERVED)
             raise unknown("key", key, pool, f" (neither a plan key nor a {spec.name} option)", key=key, **at(key))
         options[key] = methods.check_option(spec, key, value, **at(key))
+    for key in _REGEX_OPTIONS:  # strings peft matches as regexes, like target_modules (lists are names,
+        found = options.get(key)  # but peft builds layers_pattern's entries into a regex)
+        listed = found if isinstance(found, list) and key == "layers_pattern" else []
+        for pattern in [found] if isinstance(found, str) else listed:
+            if isinstance(pattern, str):
+                check_pattern(pattern, key, **at(key))
 
     targets = data.get("target_modules")
     if targets is not None:
-        targets = _check_targets(spec, targets, **at("target_modules"))
+        targets = _check_targets(spec, targets, bool(options.get("target_parameters")), **at("target_modules"))
 
     ranks = _check_pattern_map(spec, data.get("ranks"), "ranks", int, lines)
     alphas = _check_pattern_map(spec, data.get("alphas"), "alphas", float, lines)
@@ -218,6 +226,8 @@ def _check(data: dict[str, Any], lines: dict[tuple[str, ...], int]) -> Plan:
         value = data.get(key)
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise PlanError(f"{value!r} is not valid: expected a non-empty string", key=key, value=value, **at(key))
+    if data.get("adapter_name") is not None:
+        check_adapter_name(data["adapter_name"], **at("adapter_name"))
 
     train = data.get("train")
     if train is not None:
@@ -242,7 +252,7 @@ def _check(data: dict[str, Any], lines: dict[tuple[str, ...], int]) -> Plan:
     return plan
 
 
-def _check_targets(spec: Any, targets: Any, **where: Any) -> list[str] | str:
+def _check_targets(spec: Any, targets: Any, has_parameters: bool = False, **where: Any) -> list[str] | str:
     if not spec.targets_modules:
         raise PlanError(
             f"method {spec.name!r} does not adapt modules (it learns virtual tokens); remove target_modules",
@@ -254,19 +264,21 @@ def _check_targets(spec: Any, targets: Any, **where: Any) -> list[str] | str:
         if not targets.strip():
             raise PlanError("target_modules is empty", key="target_modules", value=targets, **where)
         if targets.lower() != "all-linear":
-            try:
-                re.compile(targets)
-            except re.error as err:
-                raise PlanError(
-                    f"{targets!r} is not a valid regular expression ({err}); a string is a regex "
-                    "matched against the whole module path, a list is names",
-                    key="target_modules",
-                    value=targets,
-                    **where,
-                ) from None
+            check_pattern(targets, "target_modules", " (a string is a regex matched against the whole "
+                          "module path, a list is names)", **where)
         return targets
     if isinstance(targets, list) and targets and all(isinstance(t, str) and t for t in targets):
         return list(targets)
+    if targets == [] and has_parameters:  # peft's way to adapt parameters only (target_parameters)
+        return []
+    if targets == []:
+        raise PlanError(
+            "target_modules is an empty list: name modules, or give target_parameters to adapt parameters only",
+            key="target_modules",
+            value=targets,
+            choices=["[q_proj, v_proj]", "all-linear", "target_parameters: [mlp.experts.gate_up_proj]"],
+            **where,
+        )
     raise PlanError(
         f"{targets!r} is not valid: expected a list of module names, a regex string, or all-linear",
         key="target_modules",
@@ -299,8 +311,117 @@ def _check_pattern_map(
         if isinstance(number, bool) or not ok or number <= 0:
             what = "a positive integer" if kind is int else "a positive number"
             raise PlanError(f"{number!r} is not valid: expected {what}", value=number, **sub)
+        if "*" not in str(name).split("."):  # `layers.*.q_proj` becomes our own pattern (model/adapt.py)
+            check_pattern(str(name), f"{key}.{name}", line=lines.get((key, str(name)), where["line"]))
         out[str(name)] = kind(number)
     return out
+
+
+# ---- patterns and names that become code, paths or regexes -----------------------------------
+
+PATTERN_LENGTH = 20_000
+"""The longest regex a plan may hold (the studio's alternation of a few groups' paths fits; the
+cost of a safe pattern grows with its length, not exponentially)."""
+FREE_REPEATS = 3
+"""The most open-ended repeats (`*`, `+`, `{2,}`, ...) one match can go through (the worst
+alternative of an alternation): each multiplies the work of a match."""
+
+
+def check_pattern(pattern: str, key: str, hint: str = "", **where: Any) -> None:
+    """PlanError unless `pattern` is a regex that matches in bounded time: it compiles, it is at
+    most PATTERN_LENGTH long, no repeated group can itself match in several ways (`(.+)+y`,
+    `(a|ab)*`: exponential backtracking, which Python's `re` cannot interrupt) and it has at most
+    FREE_REPEATS open-ended repeats. Checked here, before peft (or our matching) runs it."""
+    where = {"key": key, "value": pattern, **where}
+    if len(pattern) > PATTERN_LENGTH:
+        raise PlanError(f"the regex is {len(pattern)} characters long (at most {PATTERN_LENGTH}): name the "
+                        "modules in a list, or write a shorter pattern", **where)
+    try:
+        tree = _parse_regex(pattern)
+    except (re.error, RecursionError, OverflowError) as err:
+        raise PlanError(f"{pattern!r} is not a valid regular expression ({err}){hint}", **where) from None
+    free: list[int] = []
+    nested = _nested_repeat(tree, free)
+    why = ""
+    if nested:
+        why = ("repeats a group that can itself match in several ways (like `(.+)+` or `(a|ab)*`); "
+               "write it without the nested repeat")
+    elif len(free) > FREE_REPEATS:
+        why = f"has {len(free)} open-ended repeats (`*`, `+`, `{{n,}}`; at most {FREE_REPEATS}); write fewer"
+    if why:
+        raise PlanError(
+            f"the regex {pattern!r} {why}: matching such a pattern can backtrack for minutes and would hang "
+            "the kernel (Python cannot interrupt a running match)",
+            choices=["'.*\\.(q|v)_proj'", "[q_proj, v_proj]"],
+            **where,
+        )
+
+
+def _parse_regex(pattern: str) -> Any:
+    try:
+        from re import _parser  # type: ignore[attr-defined]  # Python 3.11+
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_parse as _parser
+    return _parser.parse(pattern)
+
+
+def _nested_repeat(items: Any, free: list[int], inside: bool = False) -> bool:
+    """Whether a repeat (more than once) holds a variable repeat or an alternation; counts the
+    open-ended repeats into `free`. `items` is a parsed pattern (a list of (op, argument))."""
+    for op, arg in items:
+        name = str(op)
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            low, high, body = arg
+            variable = high != low
+            if variable and (high - low > 16 or str(high) == "MAXREPEAT"):
+                free.append(1)
+            if inside and variable:
+                return True
+            if _nested_repeat(body, free, inside or high > 1):
+                return True
+        elif name == "BRANCH":
+            if inside:
+                return True
+            counts = []  # alternatives do not multiply: a match takes one, so count the worst one
+            for branch in arg[1]:
+                mine: list[int] = []
+                if _nested_repeat(branch, mine, inside):
+                    return True
+                counts.append(len(mine))
+            free.extend([1] * max(counts, default=0))
+        elif name == "SUBPATTERN":
+            if _nested_repeat(arg[-1], free, inside):
+                return True
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            if _nested_repeat(arg[1], free, inside):
+                return True
+        elif name == "ATOMIC_GROUP":
+            if _nested_repeat(arg, free, inside):
+                return True
+        elif name == "GROUPREF_EXISTS":
+            if any(_nested_repeat(b, free, inside) for b in arg[1:] if b is not None):
+                return True
+    return False
+
+
+ADAPTER_NAME = re.compile(r"^[^\W\d][\w-]{0,63}$")
+"""An adapter name: a letter or `_` first, then letters, digits, `_` or `-`; at most 64. peft
+makes it a module key and a folder name (`checkpoint-N/<name>/`): no dots, no separators."""
+
+
+def check_adapter_name(name: Any, **where: Any) -> str:
+    """`name` if it can be an adapter's name (ADAPTER_NAME), else a PlanError saying why."""
+    if isinstance(name, str) and ADAPTER_NAME.match(name):
+        return name
+    raise PlanError(
+        f"adapter_name {name!r} is not valid: peft keeps the adapter under this name as a module key and "
+        "saves it in a folder of this name, so it is a letter or `_` followed by letters, digits, `_` or "
+        "`-` (at most 64; no `/`, `.` or spaces)",
+        key="adapter_name",
+        value=name,
+        choices=["second", "sft_v2", "my-adapter"],
+        **where,
+    )
 
 
 def _check_quantization(spec: Any, quant: Any, **where: Any) -> str:

@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .._compat import keep_accelerate_state
 from .._errors import PlanError, unknown
 from .._hardware import bf16_gpu, cuda_here
 from .methods import Mismatch, coerce, type_name
@@ -57,6 +58,12 @@ RUN_KEYS: dict[str, str] = {
     "tokenizer": "the name of a notebook variable holding the tokenizer (default: `tokenizer`)",
     "resume_from": "a run folder to continue from (its adapter, optimizer and step count)",
 }
+# Config fields a run sets itself: a train block that set them would be ignored (and recorded).
+OWN_FIELDS: dict[str, str] = {
+    "output_dir": "each run writes its own folder under the runs folder (%config PeftMagics.runs_dir = "
+                  "'...', or jp.train(..., runs_dir=... | output_dir=...))",
+    "resume_from_checkpoint": "continue a run with `resume_from: <its folder>`",
+}
 
 
 @functools.cache
@@ -91,6 +98,8 @@ def check_train(train: Any, lines: dict[tuple[str, ...], int]) -> dict[str, Any]
         if key in RUN_KEYS:
             out[key] = _check_run_key(str(key), value, where)
             continue
+        if key in OWN_FIELDS:
+            raise PlanError(f"{key} is not set in the train block: {OWN_FIELDS[key]}", value=value, **where)
         if key not in known:
             raise unknown("option", key, [*known, *RUN_KEYS], f" for trainer {name!r}", **where)
         try:
@@ -173,6 +182,8 @@ def trainer_config(
     if on_gpu and not cuda_here():
         elsewhere = {k: kwargs[k] for k in ("bf16", "fp16") if kwargs.get(k)}
         kwargs.update(dict.fromkeys(elsewhere, False))  # False, not absent: TRL's own default is bf16
+    if _runs_training():  # building a config must not reset accelerate's state under a running trainer
+        kwargs["accelerator_config"] = keep_accelerate_state(kwargs.get("accelerator_config"))
     try:
         config = config_cls(**kwargs)
     except (ValueError, TypeError) as err:
@@ -184,4 +195,11 @@ def trainer_config(
     for key, value in elsewhere.items():
         setattr(config, key, value)
     return config
+
+
+def _runs_training() -> bool:
+    """Whether a run trains in this kernel now (session.py; imported here, plan/ sees no runs)."""
+    from ..session import session
+
+    return bool(session().active_runs())
 

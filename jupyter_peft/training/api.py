@@ -6,13 +6,20 @@ these entry points make the trainer (trainer.py), the Run, and the dashboard tha
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..model.adapt import apply, as_plan, check_idle, find_peft_model
+from .._compat import base_model
+from ..model.adapt import Snapshot, apply, as_plan, check_idle, find_peft_model
 from ..model.summary import method_name
+from ..session import session
 from .run import Run
 from .trainer import build as build_trainer
+from .trainer import check as check_trainer
+from .trainer import check_tokenizer
 
 
 def train(peft_model: Any, plan: Any = None, *, dataset: Any = None, tokenizer: Any = None, eval_dataset: Any = None,
@@ -25,7 +32,9 @@ def train(peft_model: Any, plan: Any = None, *, dataset: Any = None, tokenizer: 
     arguments that are fields of the trainer's TRL config (`max_steps=50`, `learning_rate=...`)
     join the train block; others go to the trainer (`data_collator=`, `formatting_func=`...).
     A model without an adapter gets the plan applied first. `stop_on_nan` ends a run whose loss
-    becomes NaN/inf (state failed, the NaN weights not saved).
+    becomes NaN/inf (state failed, the NaN weights not saved). Everything is checked before the
+    model changes (the data, TRL's config, the run folder); if TRL still refuses the trainer,
+    the adapter this call applied is taken off again.
     """
     model = find_peft_model(peft_model)
     if plan is None:  # train the adapter the model has, with the default train block
@@ -33,14 +42,52 @@ def train(peft_model: Any, plan: Any = None, *, dataset: Any = None, tokenizer: 
         plan = {"method": method_name(model.peft_config[model.active_adapter]) if model is not None else "lora"}
     plan = as_plan(plan)
     check_idle(peft_model)
-    if model is None:
-        model = apply(plan, peft_model)
-    ready = build_trainer(model, plan, dataset=dataset, tokenizer=tokenizer, eval_dataset=eval_dataset,
-                          reward_funcs=reward_funcs, output_dir=output_dir, runs_dir=runs_dir, **trainer_kwargs)
-    run = Run(ready.trainer, plan=plan.replace(train=ready.train), resume=ready.resume, prior=ready.prior,
-              stop_on_nan=stop_on_nan)
-    _dashboard(run)
-    return run.start()
+    check_tokenizer(tokenizer)
+    adapter = model.active_adapter if model is not None else plan.adapter_name or "default"
+    check_trainer(plan, dataset=dataset, eval_dataset=eval_dataset, reward_funcs=reward_funcs, runs_dir=runs_dir,
+                  output_dir=output_dir, adapter=adapter, **trainer_kwargs)
+    with undo_on_error(peft_model) if model is None else contextlib.nullcontext():
+        if model is None:
+            model = apply(plan, peft_model)
+        ready = build_trainer(model, plan, dataset=dataset, tokenizer=tokenizer, eval_dataset=eval_dataset,
+                              reward_funcs=reward_funcs, output_dir=output_dir, runs_dir=runs_dir, **trainer_kwargs)
+        run = Run(ready.trainer, plan=plan.replace(train=ready.train), resume=ready.resume, prior=ready.prior,
+                  stop_on_nan=stop_on_nan)
+        run.notes = list(ready.notes)
+        _dashboard(run)
+        run.start()
+    for note in run.notes:
+        warnings.warn(note, stacklevel=2)
+    return run
+
+
+@contextlib.contextmanager
+def undo_on_error(model: Any) -> Iterator[None]:
+    """Apply, then what needs the applied model (build the trainer, start the run), as one step:
+    if the block raises, `model` gets back the modules, trainable flags and adapters it had, and
+    the session forgets the apply (nothing is left half-done: no adapter layers without a
+    PeftModel anyone holds). An adapter added beside others by name is deleted again."""
+    existing = find_peft_model(model)
+    base = base_model(existing if existing is not None else model)
+    names = set(existing.peft_config) if existing is not None else set()
+    active = existing.active_adapter if existing is not None else None
+    snapshot, known, attrs = Snapshot(base), session().wrapping(base), dict(base.__dict__)
+    try:
+        yield
+    except BaseException:
+        if existing is not None and find_peft_model(base) is existing:  # added by name beside the others
+            for name in set(existing.peft_config) - names:
+                existing.delete_adapter(name)
+            if active in existing.peft_config:
+                existing.set_adapter(active)
+        snapshot.restore()
+        # what the apply set on the base about peft (its config, its link to the PeftModel) goes, what
+        # it replaced comes back; a k-bit preparation stays (done once per base, the session knows)
+        for key in [k for k in base.__dict__ if k not in attrs and "peft" in k]:
+            del base.__dict__[key]
+        base.__dict__.update({k: v for k, v in attrs.items() if base.__dict__.get(k) is not v})
+        session().restore_wrapping(base, known)
+        raise
 
 
 def attach(trainer: Any) -> Any:

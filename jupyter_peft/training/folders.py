@@ -4,18 +4,24 @@
         plan.yaml              the plan the run was started with
         history.jsonl          one JSON object per logged step (what the charts show)
         checkpoint-40/         written on Stop, Save now, the end of training and failures:
-            adapter_model.safetensors, adapter_config.json   (load with PeftModel.from_pretrained)
+            adapter_model.safetensors, adapter_config.json   (load with PeftModel.from_pretrained;
+                                   a named adapter is in checkpoint-40/<name>/: `run.adapter_path`)
             optimizer.pt, scheduler.pt, rng_state.pth, trainer_state.json   (for resume)
 
 Checkpoints are the trainer's own (`Trainer._save_checkpoint`), so `resume_from` is TRL's
-own resume: step count, optimizer, scheduler and data order continue.
+own resume: step count, optimizer, scheduler and data order continue. A resume takes the newest
+*complete* checkpoint (`problem` finds none of its files missing or cut short: a disk that filled
+up mid-save leaves a folder with a README and nothing else) and says which it skipped.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import struct
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +77,10 @@ def read_history(folder: str | Path, until_step: int | None = None) -> list[dict
     return [r for r in rows if until_step is None or r.get("step", 0) <= until_step]
 
 
-def resume_point(folder: str | Path, max_steps: int | None) -> Path:
-    """The checkpoint to continue `folder` from; PlanError if there is none or nothing is left to do."""
+def resume_point(folder: str | Path, max_steps: int | None, adapter: str | None = None) -> Path:
+    """The newest complete checkpoint to continue `folder` from (`adapter`: the name the model's
+    adapter has); PlanError if there is none or nothing is left to do. `skipped` says which
+    newer ones were incomplete."""
     path = Path(folder)
     if not path.is_dir():
         raise PlanError(f"no run folder {str(path)!r}", key="train.resume_from", value=str(folder))
@@ -83,7 +91,18 @@ def resume_point(folder: str | Path, max_steps: int | None) -> Path:
             key="train.resume_from",
             value=str(folder),
         )
-    last = found[-1]
+    broken = {}
+    for last in reversed(found):
+        why = problem(last, adapter)
+        if why is None:
+            break
+        broken[last.name] = why
+    else:
+        raise PlanError(
+            f"no checkpoint in {str(path)!r} is complete: " + "; ".join(f"{k}: {v}" for k, v in broken.items()),
+            key="train.resume_from",
+            value=str(folder),
+        )
     if max_steps is not None and max_steps > 0 and checkpoint_step(last) >= max_steps:
         raise PlanError(
             f"the run in {str(path)!r} already reached step {checkpoint_step(last)}; "
@@ -92,3 +111,85 @@ def resume_point(folder: str | Path, max_steps: int | None) -> Path:
             value=max_steps,
         )
     return last
+
+
+def skipped(folder: str | Path, checkpoint: Path, adapter: str | None = None) -> list[str]:
+    """Why each checkpoint of `folder` newer than `checkpoint` was not resumed from."""
+    newer = [c for c in checkpoints(folder) if checkpoint_step(c) > checkpoint_step(checkpoint)]
+    return [f"{c.name}: {problem(c, adapter)}" for c in newer]
+
+
+# The files a checkpoint needs to resume from: the adapter (at the top, or in <name>/ for a named
+# adapter), the optimizer and scheduler (torch's zip format), the trainer's state (JSON).
+_TRAINER_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+
+
+def adapter_dir(checkpoint: str | Path, adapter: str | None = None) -> Path:
+    """Where the adapter files of `checkpoint` are: the folder itself, or peft's `<name>/`
+    subfolder for an adapter not called "default"."""
+    path = Path(checkpoint)
+    if adapter and adapter != "default" and not (path / "adapter_config.json").exists():
+        return path / adapter
+    return path
+
+
+def problem(checkpoint: str | Path, adapter: str | None = None, adapter_only: bool = False) -> str | None:
+    """What is wrong with `checkpoint` (a file missing, empty, or cut short), or None when it is
+    complete. Headers are read, not the weights: safetensors' JSON header and its data length,
+    the zip directory at the end of torch's files, the JSON files."""
+    path = Path(checkpoint)
+    where = adapter_dir(path, adapter)
+    weights = next((where / n for n in ("adapter_model.safetensors", "adapter_model.bin") if (where / n).exists()),
+                   None)
+    needed = [where / "adapter_config.json", weights or where / "adapter_model.safetensors"]
+    needed += [] if adapter_only else [path / n for n in _TRAINER_FILES]
+    for file in needed:
+        rel = file.relative_to(path)
+        if not file.is_file():
+            return f"no {rel}"
+        try:
+            _readable(file)
+        except (OSError, ValueError, zipfile.BadZipFile, struct.error) as err:
+            return f"{rel} is damaged ({err})"
+    return None
+
+
+def _readable(file: Path) -> None:
+    """Raise unless the header of `file` reads back whole (its kind by its name)."""
+    if file.suffix == ".json":
+        json.loads(file.read_text())
+    elif file.suffix == ".safetensors":
+        size = file.stat().st_size
+        with open(file, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > size - 8:
+                raise ValueError(f"the header says {n} bytes, the file has {size}")
+            header = json.loads(f.read(n))
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+        if size != 8 + n + end:
+            raise ValueError(f"{size} bytes, the header describes {8 + n + end}")
+    elif file.suffix in (".pt", ".pth", ".bin"):
+        if file.stat().st_size == 0:
+            raise ValueError("empty file")
+        with zipfile.ZipFile(file) as z:  # torch.save's zip: its directory is at the end
+            z.infolist()
+
+
+def check_writable(folder: str | Path, key: str = "runs_dir") -> None:
+    """PlanError unless `folder` exists as a writable folder or can be made: every existing part
+    of the path a folder, the nearest one writable (and not on a read-only file system)."""
+    path = Path(folder).absolute()
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise PlanError(f"cannot make the run folder {str(path)!r}: {str(probe)!r} is a file", key=key,
+                        value=str(folder))
+    read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY) if hasattr(os, "statvfs") else False
+    if read_only or not os.access(probe, os.W_OK | os.X_OK):
+        raise PlanError(
+            f"cannot write the run folder {str(path)!r}: {str(probe)!r} is read-only; choose another folder "
+            "(%config PeftMagics.runs_dir = '...', or runs_dir= / output_dir=)",
+            key=key,
+            value=str(folder),
+        )

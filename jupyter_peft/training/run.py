@@ -61,7 +61,10 @@ class Run:
         self.stop_on_nan = stop_on_nan
         self._resume, self._prior, self._written = resume, list(prior or []), len(prior or [])
         self._stop_requested, self._save_requested, self._save_done = (threading.Event() for _ in range(3))
+        self._ended = threading.Event()  # set by the training thread when the run has settled
         self._thread: threading.Thread | None = None
+        self.notes: list[str] = []
+        """What the run was told when it started (e.g. the newer checkpoints a resume skipped)."""
         self._state_lock = threading.Lock()  # Stop (kernel thread) and the end (training thread) race
         self._republished = False
         self._foreground = False
@@ -138,16 +141,19 @@ class Run:
 
     def wait(self, timeout: float | None = None) -> str:
         """Block until the run ends (or `timeout` seconds); returns the state. An interrupt while
-        waiting stops the run and waits for its checkpoint."""
+        waiting stops the run and waits for its checkpoint (a second interrupt stops waiting; the
+        run still stops and saves). Waits on the run's own end, not `Thread.join`: an interrupted
+        join leaves a live thread looking finished on Python <= 3.12."""
         if self._thread is None:
             return self.state
         try:
-            self._thread.join(timeout)
+            self._ended.wait(timeout)
         except KeyboardInterrupt:
             self.stop()
-            self._thread.join()
+            print(f"Interrupted: {self.describe()}; waiting for its checkpoint")
+            self._ended.wait()
             print(f"Interrupted: {self.describe()}")
-        if not self._thread.is_alive() and not self._republished:
+        if self._ended.is_set() and not self._republished:
             self._republished = True
             self._tell("finish")  # again from the kernel's thread: some front ends only take updates here
         return self.state
@@ -178,10 +184,24 @@ class Run:
 
         return compare(self.model, self.trainer.processing_class, prompt, max_new_tokens, **generate_kwargs)
 
+    @property
+    def adapter_path(self) -> Path | None:
+        """The folder of the last checkpoint that holds the adapter's files, what
+        `PeftModel.from_pretrained(base, run.adapter_path)` loads: the checkpoint itself, or
+        peft's `<name>/` inside it for an adapter not called "default"."""
+        if self.checkpoint is None:
+            return None
+        return folders.adapter_dir(self.checkpoint, getattr(self.model, "active_adapter", None))
+
     def describe(self) -> str:
         total = f"/{self.max_steps}" if self.max_steps and self.max_steps > 0 else ""
         where = f"; checkpoint {self.checkpoint}" if self.checkpoint else ""
         return f"run {self.folder} ({self.kind}, {self.state} at step {self.step}{total}{where})"
+
+    def summary(self) -> str:
+        """One line for `%peft status`: what `describe` says, and the last training loss."""
+        last = next((r["loss"] for r in reversed(self.history) if "loss" in r), None)
+        return self.describe() + (f", loss {last:.4g}" if last is not None else "")
 
     @property
     def kind(self) -> str:
@@ -205,6 +225,8 @@ class Run:
             self._failed(err)
         else:
             self._train_ended()
+        finally:
+            self._ended.set()
 
     def _began(self, state: Any) -> None:
         self.estimate = run_estimate(self.trainer, self.plan, self.on_cuda)  # before the first step
@@ -261,6 +283,7 @@ class Run:
         self._write_history()
         self._save_done.set()
         session().release(self, base_id(self.model))
+        session().remember_run(self, self.summary())
         self._tell("finish")
 
     # ---- helpers -------------------------------------------------------------------------
@@ -282,8 +305,12 @@ class Run:
         return _memory(self.on_cuda)
 
     def _write_checkpoint(self) -> Path | None:
-        """The trainer's checkpoint at the current step, unless the weights are NaN/inf."""
-        if not _weights_finite(self.model):
+        """The trainer's checkpoint at the current step, unless the weights are NaN/inf, or no
+        step was taken since the last one (before the first step there is no optimizer to save,
+        and the adapter is as it was applied)."""
+        if self.step == 0 or self.trainer.optimizer is None or not _weights_finite(self.model):
+            return self.checkpoint
+        if self.checkpoint is not None and folders.checkpoint_step(self.checkpoint) == self.step:
             return self.checkpoint
         self._saved(_compat.save_checkpoint(self.trainer))
         return self.checkpoint

@@ -4,8 +4,6 @@ quickstart's short LoRA run makes the story cards measurably better on held-out 
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 import jupyter_peft as jp
@@ -129,25 +127,6 @@ def test_quickstart_is_a_valid_plan():
     plan = jp.Plan.from_dict(demo.QUICKSTART)
     assert plan.method == "lora" and plan.train["trainer"] == "sft"
     assert jp.Plan.from_yaml(plan.to_yaml()) == plan
-
-
-def test_quickstart_run_improves_the_held_out_score(offline, tmp_path):
-    """The quality claim, measured: base model vs the quickstart's LoRA SFT run, same held-out stories."""
-    model, tokenizer = demo.load()
-    base = demo.score(model, tokenizer)
-    plan = jp.Plan.from_dict(demo.QUICKSTART)
-    peft_model = jp.apply(plan, model)
-    start = time.time()
-    run = jp.train(peft_model, plan, dataset=demo.dataset("sft"), tokenizer=tokenizer, runs_dir=tmp_path)
-    assert run.wait() == "finished" and run.step == plan.train["max_steps"]
-    minutes = (time.time() - start) / 60
-    tuned = demo.score(peft_model, tokenizer)
-    with peft_model.disable_adapter():
-        off = demo.score(peft_model, tokenizer, n=20)
-    print(f"base {base:.3f} -> tuned {tuned:.3f} after {minutes:.1f} min; adapter off {off:.3f}")
-    assert base <= BASE_AT_MOST
-    assert tuned >= TUNED_AT_LEAST
-    assert off <= BASE_AT_MOST  # the gain lives in the adapter, not in the base weights
 
 
 def test_base_demo_names_the_packaged_model(offline, tmp_path):

@@ -462,5 +462,5 @@ def test_4bit_plan_reaches_trls_parser_with_the_same_bitsandbytes_config(base, t
     done = jp.export(plan, tmp_path / "accelerate.yaml", "accelerate", gpus=4, backend="fsdp")
     assert not any("bnb_4bit_quant_storage" in n for n in done.notes)  # float storage: FSDP can shard it
     plain = plan.replace(quant_options={"bnb_4bit_quant_type": "nf4"})
-    done = jp.export(plain, tmp_path / "accelerate.yaml", "accelerate", gpus=4, backend="zero3")
+    done = jp.export(plain, tmp_path / "accelerate.yaml", "accelerate", gpus=4, backend="zero3", overwrite=True)
     assert any("add `bnb_4bit_quant_storage: bfloat16`" in n for n in done.notes)

@@ -268,7 +268,7 @@ def test_magic_shows_the_estimate_and_what_to_change(shell, capsys):
     shell.user_ns["my_plan"] = jp.Plan.from_yaml(LORA)
     shell.run_line_magic("peft", "estimate cfg --batch 2 --seq 64 --gpu T4 --plan my_plan")
     out = capsys.readouterr().out
-    assert "MemoryEstimate(analytic" in out
+    assert "MemoryEstimate(for method: lora" in out and "; analytic" in out
     shell.run_line_magic(
         "peft",
         "estimate cfg --batch 64 --seq 512 --gpu 1GB --method lora --r 4 --targets q_proj,v_proj --no-gc",

@@ -18,8 +18,9 @@ import tiny
 import torch
 
 import jupyter_peft as jp
+from jupyter_peft.model import merging
 from jupyter_peft.plan.train_config import TRAINERS, trainer_config
-from jupyter_peft.quant import kbit, loading, merging
+from jupyter_peft.quant import kbit, loading
 
 QLORA = "method: qlora\nr: 8\nlora_alpha: 16\nlora_dropout: 0.0\ntarget_modules: all-linear\n"
 PLANS = {

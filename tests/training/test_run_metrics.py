@@ -117,12 +117,28 @@ def test_launch_checks_before_anything_is_written(tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing written by any of them
 
 
+def _complete(folder):
+    """A checkpoint folder with every file a resume reads, headers that read back whole."""
+    import struct
+
+    import torch
+
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text("{}")
+    (folder / "trainer_state.json").write_text("{}")
+    (folder / "adapter_model.safetensors").write_bytes(struct.pack("<Q", 2) + b"{}")
+    for name in ("optimizer.pt", "scheduler.pt"):
+        torch.save({}, folder / name)
+
+
 def test_resume_point_rules(tmp_path):
-    (tmp_path / "checkpoint-3").mkdir()
-    (tmp_path / "checkpoint-12").mkdir()
+    _complete(tmp_path / "checkpoint-3")
+    _complete(tmp_path / "checkpoint-12")
+    (tmp_path / "checkpoint-15").mkdir()  # incomplete: skipped
     (tmp_path / "checkpoint-x").mkdir()
-    assert runfolder.checkpoints(tmp_path) == [tmp_path / "checkpoint-3", tmp_path / "checkpoint-12"]
+    assert runfolder.checkpoints(tmp_path) == [tmp_path / f"checkpoint-{n}" for n in (3, 12, 15)]
     assert runfolder.resume_point(tmp_path, 20) == tmp_path / "checkpoint-12"
+    assert runfolder.skipped(tmp_path, tmp_path / "checkpoint-12") == ["checkpoint-15: no adapter_config.json"]
     with pytest.raises(PlanError, match="raise max_steps above it"):
         runfolder.resume_point(tmp_path, 12)
     with pytest.raises(PlanError, match="has no checkpoint"):

@@ -24,6 +24,7 @@ _HELP = """\
 %peft MODEL                      the studio: pick modules, ranks and method on MODEL
 %peft status                     what is applied, and runs in progress
 %peft stop                       stop the active training run (its adapter is saved)
+%peft free                       give back the memory finished runs hold (run.close() for each)
 %peft estimate MODEL [options]   memory a training step will take (see %peft estimate --help)
 %peft export PATH [options]      the plan as a script, TRL config or accelerate config
 
@@ -153,7 +154,13 @@ class PeftMagics(Magics):
             if command == "stop":
                 from .train import stop_active
 
-                return stop_active()
+                stop_active()  # it prints what stopped and where the adapter is; no list echoed
+                return None
+            if command == "free":
+                from .train import free_runs
+
+                free_runs()
+                return None
             if command == "estimate":
                 from .estimate import estimate_magic
 
@@ -167,7 +174,8 @@ class PeftMagics(Magics):
 
                 return data_magic(rest, self.shell.user_ns)
             if len(words) > 1 and not words[1].startswith("-"):
-                raise PlanError(f"unknown command {command!r}", choices=["status", "stop", "estimate", "export"])
+                raise PlanError(f"unknown command {command!r}",
+                                choices=["status", "stop", "free", "estimate", "export", "data"])
             return self._studio(line)
         except PlanError as err:
             raise _user_error(err) from None

@@ -61,6 +61,17 @@ def stop_active() -> list[Any]:
     return runs
 
 
+def free_runs() -> list[dict[str, Any]]:
+    """`%peft free`: close every finished run of this session (`run.close()`), say what came back."""
+    runs = [r for r in session().recent_runs() if not r.live and not r.closed]
+    if not runs:
+        print("No finished run holds memory to give back.")
+    reports = [run.close() for run in runs]
+    for report in reports:
+        print(f"Freed {report['text']}")
+    return reports
+
+
 def runs_status() -> None:
     """`%peft status`: the runs of this session, newest first."""
     runs = session().run_summaries()  # a run the notebook no longer holds is still listed

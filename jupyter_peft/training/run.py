@@ -72,6 +72,8 @@ class Run:
         self.on_cuda, self._memory_at = _on_cuda(self.model), float("-inf")
         self.estimate: dict[str, Any] = {}
         """The memory estimate for this run's settings (run_memory.run_estimate), made when training starts."""
+        self.closed = False
+        """Whether `close()` gave back what this run held."""
         self.views: list[Any] = []
         """What watches this run (its dashboard): told `begin`, `add(row)`, `refresh`, `finish`."""
         self.dashboard: Any = None
@@ -226,7 +228,55 @@ class Run:
         else:
             self._train_ended()
         finally:
-            self._ended.set()
+            try:
+                self._release_trainer()
+            finally:
+                self._ended.set()
+
+    def close(self) -> dict[str, Any]:
+        """Give back the memory this run holds (optimizer states, gradients, the trainer's
+        accelerator, its data) and say how much came back; the adapter stays on the model and on
+        disk, `run.history` and the charts stay. A closed run can still generate and compare.
+        Runs release most of this by themselves when they end; `close` also drops the trainer's
+        data and collects what is left. `%peft free` closes every finished run of the session."""
+        if self.live:
+            raise PlanError(f"{self.describe()} is training: stop it first (peft_run.stop(); peft_run.wait())")
+        before = _memory(self.on_cuda, now=True)
+        self._release_trainer()
+        for name in ("train_dataset", "eval_dataset"):
+            if hasattr(self.trainer, name):
+                setattr(self.trainer, name, None)
+        _free_process_memory()
+        after = _memory(self.on_cuda, now=True)
+        self.closed = True
+        freed = max(0, (before or 0) - (after or 0))
+        what = "CUDA memory allocated" if self.on_cuda else "process memory (RSS)"
+        return {"freed_bytes": freed, "text": f"{self.folder.name}: {what} {_bytes(before)} -> {_bytes(after)}"}
+
+    def _release_trainer(self) -> None:
+        """What only training needed, released when the run ends: the optimizer (Adam keeps two
+        states per trainable parameter), its scheduler, gradients, and the accelerator's lists
+        that keep them alive. A run kept in a variable (or by its dashboard) then holds no more
+        than its model, which the notebook holds anyway."""
+        if self._foreground:
+            return  # an attached trainer the user trains in the cell: theirs to keep
+        trainer = self.trainer
+        self.model.zero_grad(set_to_none=True)
+        for name in ("optimizer", "lr_scheduler"):
+            if getattr(trainer, name, None) is not None:
+                setattr(trainer, name, None)
+        handler = getattr(trainer, "callback_handler", None)
+        for name in ("optimizer", "lr_scheduler", "train_dataloader", "eval_dataloader"):
+            if handler is not None and hasattr(handler, name):
+                setattr(handler, name, None)
+        accelerator = getattr(trainer, "accelerator", None)
+        if accelerator is not None:
+            for name in ("_optimizers", "_schedulers", "_dataloaders", "_models"):
+                if isinstance(getattr(accelerator, name, None), list):
+                    getattr(accelerator, name).clear()
+        if getattr(trainer, "model_wrapped", None) is not None:
+            trainer.model_wrapped = trainer.model
+        _free_process_memory()
 
     def _began(self, state: Any) -> None:
         self.estimate = run_estimate(self.trainer, self.plan, self.on_cuda)  # before the first step
@@ -368,12 +418,36 @@ def _on_cuda(model: Any) -> bool:
         return False
 
 
-def _memory(cuda: bool) -> int | None:
-    """Peak CUDA memory allocated by torch, or this process's resident memory now."""
+def _free_process_memory() -> None:
+    """Collect garbage, hand CUDA's cached blocks back, and ask glibc to return freed heap pages
+    to the system (without it RSS stays at its high-water mark after big frees)."""
+    import gc
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
+def _bytes(n: int | None) -> str:
+    from .._format import format_bytes
+
+    return format_bytes(n) if n is not None else "unknown"
+
+
+def _memory(cuda: bool, now: bool = False) -> int | None:
+    """Peak CUDA memory allocated by torch (allocated now with `now`), or this process's
+    resident memory now."""
     if cuda:
         import torch
 
-        return int(torch.cuda.max_memory_allocated())
+        return int(torch.cuda.memory_allocated() if now else torch.cuda.max_memory_allocated())
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -1,2 +1,4 @@
-// plotly's dist packages ship no types; we use a small part of its API (see js/common/plot.ts).
-declare module "plotly.js-basic-dist-min";
+// plotly.js's lib/ modules ship no types; js/plotly/bundle.ts only registers the bar trace on the
+// core, and the widgets use a small part of its API through js/common/plotly.ts's PlotLib.
+declare module "plotly.js/lib/core";
+declare module "plotly.js/lib/bar";

@@ -1,7 +1,8 @@
 """One way to write sizes and durations, for every view (studio, dashboard, estimate, merge, exports).
 
 `format_bytes` picks the unit (B, KiB, MiB, GiB) and writes two decimals above bytes, so the
-same number reads the same everywhere; `format_duration` writes m:ss or h:mm:ss.
+same number reads the same everywhere; `format_percent` writes shares; `format_duration` writes
+m:ss or h:mm:ss.
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ def format_bytes(n: float | None) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
         n /= 1024
     return ""  # pragma: no cover - the loop always returns
+
+
+def format_percent(p: float) -> str:
+    """A share as every view writes it: two decimals (1.79%), two significant digits below
+    0.1% (0.042%), so the studio's panel, its chart, the Apply summary and the dashboard agree."""
+    if p == 0 or p >= 0.1:
+        return f"{p:.2f}%"
+    return f"{p:.2g}%" if p >= 1e-4 else "<0.0001%"
 
 
 def format_duration(seconds: float | None) -> str:

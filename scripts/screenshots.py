@@ -1,7 +1,10 @@
 """Takes the README's pictures: the studio and the live dashboard on the demo model, in real
-JupyterLab and headless Chromium (the harness of the browser tests, tests/lab.py).
+JupyterLab and headless Chromium (the harness of the browser tests, tests/lab.py); then both
+widgets in JupyterLab's light and dark themes at 1400 and 900 px wide (`take_matrix`), the
+pictures someone looks at for each change of the widgets' looks.
 
-    .venv/bin/python scripts/screenshots.py      # writes docs/studio.png and docs/dashboard.png
+    .venv/bin/python scripts/screenshots.py      # docs/studio.png, docs/dashboard.png
+                                                 # and the eight others in tests/_out/screenshots/
 """
 
 from __future__ import annotations
@@ -48,6 +51,61 @@ def take(lab_page, folder: Path, grow_ms: int = 25_000) -> tuple[Path, Path]:
     return studio, dashboard
 
 
+THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
+WIDTHS = (1400, 900)
+# what the test asserts of each picture: the studio's tree needs no horizontal scroll, and the
+# charts' tick labels are in the theme's text colour (light on dark, dark on light)
+MEASURE = """() => {
+    const luminance = (css) => {
+        const [r, g, b] = (css.match(/[\\d.]+/g) || [0, 0, 0]).map(Number);
+        return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+    };
+    const left = document.querySelector('.jp-peft-studio .jp-peft-left');
+    const studio = document.querySelector('.jp-peft-studio');
+    const dash = document.querySelector('.jp-peft-dashboard');
+    const tick = (root) => {
+        const t = root && root.querySelector('.xtick text, .ytick text');
+        return t ? luminance(getComputedStyle(t).fill) : null;
+    };
+    return {
+        treeOverflow: left ? left.scrollWidth - left.clientWidth : null,
+        studioOverflow: studio ? studio.scrollWidth - studio.clientWidth : null,
+        dashboardOverflow: dash ? dash.scrollWidth - dash.clientWidth : null,
+        studioTicks: tick(studio), dashboardTicks: tick(dash),
+        background: luminance(getComputedStyle(document.querySelector('.jp-Notebook')).backgroundColor),
+        width: studio ? studio.getBoundingClientRect().width : null,
+    };
+}"""
+
+
+def set_theme(page, theme: str) -> None:
+    """JupyterLab's own theme switch (the Settings menu's), then a moment for the charts to redraw."""
+    page.evaluate("async (t) => { await window.jupyterapp.commands.execute('apputils:change-theme', {theme: t}); }",
+                  theme)
+    page.wait_for_function("(t) => document.body.dataset.jpThemeName === t", arg=theme, timeout=60_000)
+    page.wait_for_timeout(1500)
+
+
+def take_matrix(lab_page, folder: Path) -> dict[str, dict]:
+    """After `take`: the studio and the (stopped) dashboard in the light and the dark theme at
+    1400 and 900 px wide, as `<widget>-<theme>-<width>.png` in `folder`; returns what MEASURE
+    found for each `<theme>-<width>`."""
+    page, found = lab_page.page, {}
+    try:
+        for name, theme in THEMES.items():
+            set_theme(page, theme)
+            for width in WIDTHS:
+                page.set_viewport_size({"width": width, "height": 2600})
+                page.wait_for_timeout(1200)  # plotly follows the new width (responsive charts)
+                key = f"{name}-{width}"
+                found[key] = page.evaluate(MEASURE)
+                for widget in ("studio", "dashboard"):
+                    page.locator(f".jp-peft-{widget}").first.screenshot(path=str(folder / f"{widget}-{key}.png"))
+    finally:
+        set_theme(page, THEMES["light"])  # the server keeps the theme for whatever runs next
+    return found
+
+
 def main() -> None:
     import lab as harness
     from playwright.sync_api import sync_playwright
@@ -59,7 +117,11 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=harness.CHROMIUM, args=harness.CHROMIUM_ARGS)
             page = browser.new_context(viewport={"width": 1500, "height": 1500}).new_page()
-            written = take(harness.LabPage(server, page), docs)
+            lab_page = harness.LabPage(server, page)
+            written = take(lab_page, docs)
+            matrix = ROOT / "tests" / "_out" / "screenshots"
+            matrix.mkdir(parents=True, exist_ok=True)
+            take_matrix(lab_page, matrix)
             browser.close()
     finally:
         server.stop()

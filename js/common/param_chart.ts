@@ -1,7 +1,9 @@
 // The trainable-parameter chart of the studio and the dashboard: per group its frozen
 // weights and the trainable parameters an adapter adds, two bars on a log axis. Python makes
-// the data (jupyter_peft/param_chart.py); this only draws it, inside our own widget with
-// plotly.js-basic (bundled once per widget; updates send a few short arrays).
+// the data (jupyter_peft/ui/param_chart.py); this only draws it, inside our own widget, with the
+// page's one plotly (js/common/plotly.ts) and the colours of JupyterLab's theme.
+
+import { themeColors, themed } from "./theme";
 
 /** What the chart needs of plotly (the dashboard's tests pass a recording stand-in). */
 export interface PlotLike {
@@ -17,11 +19,13 @@ export interface ParamRow {
   trainable_text: string;
 }
 
+/** The chart's data as Python sends it (jupyter_peft/ui/param_chart.py `param_chart`); checked
+ * against what Python sends by tests/ui/test_contract.py. */
 export interface ParamChartData {
-  title?: string;
-  trainable?: number;
-  total?: number;
-  rows?: ParamRow[];
+  title: string;
+  trainable: number;
+  total: number;
+  rows: ParamRow[];
 }
 
 export const FROZEN_COLOR = "#b8c0cc";
@@ -49,7 +53,7 @@ export function paramTraces(data: ParamChartData): object[] {
   return [bar("frozen", FROZEN_COLOR), bar("trainable", TRAINABLE_COLOR)];
 }
 
-export function paramLayout(data: ParamChartData): object {
+export function paramLayout(data: ParamChartData): Record<string, unknown> {
   return {
     title: { text: plotlyText(data.title ?? ""), font: { size: 12 }, x: 0.01 },
     barmode: "group",
@@ -58,8 +62,6 @@ export function paramLayout(data: ParamChartData): object {
     yaxis: { type: "log", dtick: 1, title: { text: "parameters" }, exponentformat: "SI" }, // powers of ten only
     xaxis: { tickangle: -30, automargin: true },
     legend: { orientation: "h", x: 1, xanchor: "right", y: 1.16 },
-    paper_bgcolor: "rgba(0,0,0,0)",
-    plot_bgcolor: "rgba(0,0,0,0)",
     font: { size: 11 },
   };
 }
@@ -67,6 +69,7 @@ export function paramLayout(data: ParamChartData): object {
 export class ParamChart {
   readonly el: HTMLDivElement;
   private drawn = false;
+  private data: ParamChartData | null = null;
 
   constructor(private plotly: PlotLike) {
     this.el = document.createElement("div");
@@ -74,8 +77,15 @@ export class ParamChart {
   }
 
   update(data: ParamChartData): void {
-    this.plotly.react(this.el, paramTraces(data), paramLayout(data), { displayModeBar: false, responsive: true });
+    this.data = data;
+    const layout = themed(paramLayout(data), themeColors(this.el.isConnected ? this.el : this.el.ownerDocument.body));
+    this.plotly.react(this.el, paramTraces(data), layout, { displayModeBar: false, responsive: true });
     this.drawn = true;
+  }
+
+  /** Draw the last data again (the theme changed). */
+  redraw(): void {
+    if (this.data) this.update(this.data);
   }
 
   purge(): void {

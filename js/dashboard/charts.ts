@@ -1,46 +1,53 @@
 // The dashboard's plotly charts: one small chart per panel, fed incrementally.
 // New points go in with Plotly.extendTraces; a whole redraw (Plotly.react) happens only when a
-// panel gains a trace, a series is thinned, or a reset arrives.
+// panel gains a trace, a series is thinned, a reset arrives or the theme changes. Python names
+// each trace (`panel.labels`) and gives the axis unit and its scale (`panel.unit`,
+// `panel.scale`: memory arrives in bytes and is drawn in MiB or GiB).
 
+import type { PlotLib } from "../common/plotly";
+import { themeColors, themed } from "../common/theme";
 import { append, fromPair, type Series, type SeriesMap } from "./series";
+import type { Flag, Panel } from "./types";
 
-/** The part of plotly's API the dashboard uses (so tests can pass a recording stand-in). */
-export interface PlotLib {
-  newPlot(div: HTMLElement, data: object[], layout: object, config: object): unknown;
-  react(div: HTMLElement, data: object[], layout: object, config: object): unknown;
-  extendTraces(div: HTMLElement, update: { x: number[][]; y: (number | null)[][] }, indices: number[]): unknown;
-  purge(div: HTMLElement): void;
-}
-
-export interface Panel {
-  id: string;
-  title: string;
-  keys: string[];
-  log_y: boolean;
-}
-
-export interface Flag {
-  step: number;
-  key: string;
-  value: string;
-}
+export type { Flag, Panel } from "./types";
+export type { PlotLib } from "../common/plotly";
 
 const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
 const BASE_LAYOUT = {
   height: 220,
   margin: { l: 56, r: 12, t: 28, b: 32 },
-  showlegend: true,
   legend: { orientation: "h", x: 1, xanchor: "right", y: 1.18, font: { size: 10 } },
   xaxis: { title: { text: "step", font: { size: 10 } } },
-  paper_bgcolor: "rgba(0,0,0,0)",
-  plot_bgcolor: "rgba(0,0,0,0)",
   font: { size: 10 },
 };
+
+/** `ys` in the panel's unit (Python's scale; gaps stay gaps). */
+export function scaled(ys: (number | null)[], scale: number): (number | null)[] {
+  return scale === 1 ? ys.slice() : ys.map((v) => (v === null ? null : v * scale));
+}
+
+/** The layout of one panel's chart (without the theme's colours). */
+export function panelLayout(panel: Panel, flags: Flag[]): Record<string, unknown> {
+  return {
+    ...BASE_LAYOUT,
+    showlegend: panel.keys.length > 1, // one trace: the title says what it is
+    title: { text: panel.title, font: { size: 12 }, x: 0.02 },
+    yaxis: {
+      type: panel.log_y ? "log" : "linear",
+      exponentformat: "SI",
+      rangemode: panel.from_zero ? "tozero" : "normal",
+      title: panel.unit ? { text: panel.unit, font: { size: 10 } } : undefined,
+    },
+    shapes: panel.id === "loss" ? flags.map(flagLine) : [],
+  };
+}
 
 export class Charts {
   private series = new Map<string, Series>();
   private drawn = new Map<string, { div: HTMLElement; panel: Panel }>();
   private flags: Flag[] = [];
+  /** Panels drawn while a trace had one point (a line of one point is invisible: it gets a marker). */
+  private sparse = new Set<string>();
 
   constructor(
     private grid: HTMLElement,
@@ -48,11 +55,11 @@ export class Charts {
     private maxPoints: () => number,
   ) {}
 
-  /** Make sure every panel has its chart, with its current traces. */
+  /** Make sure every panel has its chart, with its current traces, names and units. */
   setPanels(panels: Panel[]): void {
     for (const panel of panels) {
       const known = this.drawn.get(panel.id);
-      if (known && known.panel.keys.join() === panel.keys.join()) continue;
+      if (known && JSON.stringify(known.panel) === JSON.stringify(panel)) continue;
       const div = known ? known.div : this.grid.appendChild(document.createElement("div"));
       div.className = "jp-peft-chart";
       div.dataset.panel = panel.id;
@@ -65,6 +72,11 @@ export class Charts {
   reset(map: SeriesMap): void {
     this.series.clear();
     for (const [key, pair] of Object.entries(map)) this.series.set(key, fromPair(pair));
+    this.redrawAll();
+  }
+
+  /** Draw every chart again (new points from a reset, or the theme's new colours). */
+  redrawAll(): void {
     for (const id of this.drawn.keys()) this.redraw(id, false);
   }
 
@@ -77,14 +89,14 @@ export class Charts {
       if (append(s, xs, ys, this.maxPoints())) thinned.add(key);
     }
     for (const [id, { div, panel }] of this.drawn) {
-      if (panel.keys.some((k) => thinned.has(k))) {
+      if (panel.keys.some((k) => thinned.has(k)) || (this.sparse.has(id) && panel.keys.some((k) => map[k]))) {
         this.redraw(id, false);
         continue;
       }
       const idx = panel.keys.map((k, i) => (map[k] ? i : -1)).filter((i) => i >= 0);
       if (!idx.length) continue;
       const x = idx.map((i) => map[panel.keys[i]][0]);
-      const y = idx.map((i) => map[panel.keys[i]][1]);
+      const y = idx.map((i) => scaled(map[panel.keys[i]][1], panel.scale));
       this.plotly.extendTraces(div, { x, y }, idx);
     }
   }
@@ -106,18 +118,18 @@ export class Charts {
 
   private redraw(id: string, first: boolean): void {
     const { div, panel } = this.drawn.get(id)!;
-    const data = panel.keys.map((key) => {
+    const lengths = panel.keys.map((key) => this.series.get(key)?.x.length ?? 0);
+    if (lengths.some((n) => n === 1)) this.sparse.add(id);
+    else this.sparse.delete(id);
+    const data = panel.keys.map((key, i) => {
       const s = this.series.get(key) ?? { x: [], y: [] };
       // copies: plotly extends its own arrays, ours are thinned separately
-      return { type: "scatter", mode: "lines", name: key, x: s.x.slice(), y: s.y.slice(), connectgaps: false };
+      return {
+        type: "scatter", mode: lengths[i] === 1 ? "lines+markers" : "lines", name: panel.labels[key] ?? key,
+        x: s.x.slice(), y: scaled(s.y, panel.scale), connectgaps: false,
+      };
     });
-    const shapes = id === "loss" ? this.flags.map(flagLine) : [];
-    const layout = {
-      ...BASE_LAYOUT,
-      title: { text: panel.title, font: { size: 12 }, x: 0.02 },
-      yaxis: { type: panel.log_y ? "log" : "linear", exponentformat: "SI" },
-      shapes,
-    };
+    const layout = themed(panelLayout(panel, this.flags), themeColors(this.grid));
     (first ? this.plotly.newPlot : this.plotly.react).call(this.plotly, div, data, layout, CONFIG);
   }
 }

@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { PlotLib } from "./charts";
+import type { Panel, PlotLib } from "./charts";
 import { DRAW_EVERY_MS, mount, type Model } from "./index";
 
 /** An anywidget model: traits by name, events, and the messages the view sends. */
@@ -36,18 +36,26 @@ class RecordingPlot implements PlotLib {
     });
   }
   purge(div: HTMLElement) { this.calls.push("purge"); this.traces.delete(div); }
+  modes = new Map<HTMLElement, string[]>();
   private draw(call: string, div: HTMLElement, data: any[], layout: object) {
     this.calls.push(call);
+    this.modes.set(div, data.map((d) => d.mode));
     this.traces.set(div, data.map((d) => ({ x: d.x, y: d.y })));
     this.layouts.set(div, layout);
   }
+}
+
+/** A panel as view.panels sends it. */
+function panel(keys: string[], extra: Partial<Panel> = {}): Panel {
+  const labels = Object.fromEntries(keys.map((k) => [k, k === "loss" ? "train" : k === "eval_loss" ? "eval" : k]));
+  return { id: "loss", title: "loss (train)", keys, log_y: false, labels, unit: "", scale: 1, from_zero: false, ...extra };
 }
 
 function setup(extra: Record<string, any> = {}) {
   const model = new FakeModel({
     status: { state: "running", title: "sft run", message: "", error: "" },
     progress: { percent: 40, text: "step 4/10" },
-    panels: [{ id: "loss", title: "loss", keys: ["loss"], log_y: false }],
+    panels: [panel(["loss"])],
     flags: [], params: {},
     memory: { label: "process memory (RSS)", text: "600 MiB", estimate_text: "", line: "process memory (RSS): 600 MiB" },
     max_points: 50, ...extra,
@@ -95,9 +103,9 @@ describe("dashboard view", () => {
   it("shows status and memory from the traits, and a new trace when a panel gains a key", () => {
     const { model, root, plot, lossDiv } = setup();
     expect(root.querySelector(".jp-peft-progress-text")!.textContent).toBe("step 4/10");
-    expect(root.querySelector<HTMLElement>(".jp-peft-bar")!.style.width).toBe("40%");
+    expect(root.querySelector<HTMLElement>(".jp-peft-progress-fill")!.style.width).toBe("40%");
     expect(root.querySelector(".jp-peft-memory")!.textContent).toBe("process memory (RSS): 600 MiB");
-    model.set("panels", [{ id: "loss", title: "loss", keys: ["loss", "eval_loss"], log_y: false }]);
+    model.set("panels", [panel(["loss", "eval_loss"])]);
     expect(plot.traces.get(lossDiv)).toHaveLength(2);
   });
 
@@ -143,5 +151,58 @@ describe("dashboard view", () => {
     expect(model.listeners()).toBe(0);
     expect(plot.calls).toContain("purge");
     expect(root.children).toHaveLength(0);
+  });
+});
+
+describe("issue 14: the dashboard says what it draws", () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it("names traces as Python does, in the panel's unit, one trace without a legend", () => {
+    const memory = panel(["memory_bytes"], {
+      id: "memory", title: "process memory (RSS)", unit: "MiB", scale: 1 / 2 ** 20, from_zero: true,
+      labels: { memory_bytes: "process memory (RSS)" },
+    });
+    const { model, root, plot } = setup({ panels: [panel(["loss", "eval_loss"]), memory] });
+    model.emit("msg:custom", { kind: "reset", series: { memory_bytes: [[1, 2], [2 ** 30, 1.5 * 2 ** 30]] } });
+    const div = root.querySelector<HTMLElement>('[data-panel="memory"]')!;
+    expect(plot.traces.get(div)![0].y).toEqual([1024, 1536]);
+    const layout = plot.layouts.get(div);
+    expect(layout.yaxis).toMatchObject({ rangemode: "tozero", title: { text: "MiB" } });
+    expect(layout.showlegend).toBe(false);
+    expect(plot.layouts.get(root.querySelector<HTMLElement>('[data-panel="loss"]')!).showlegend).toBe(true);
+    model.emit("msg:custom", { kind: "points", series: { memory_bytes: [[3], [2 ** 31]] } });
+    vi.advanceTimersByTime(DRAW_EVERY_MS);
+    expect(plot.traces.get(div)![0].y).toEqual([1024, 1536, 2048]);
+  });
+
+  it("Resume shows once a run has stopped short, says from where, and asks Python", () => {
+    const { model, root } = setup();
+    const resume = root.querySelector<HTMLButtonElement>(".jp-peft-resume")!;
+    expect(resume.hidden).toBe(true);
+    model.set("status", { state: "stopped", resume: { shown: true, enabled: true, title: "continue from checkpoint-40 to step 240" } });
+    expect([resume.hidden, resume.disabled, resume.title]).toEqual([false, false, "continue from checkpoint-40 to step 240"]);
+    resume.click();
+    expect(model.sent[model.sent.length - 1]).toEqual({ kind: "resume" });
+    expect(resume.disabled).toBe(true); // until Python says what the new run is
+    model.set("status", { state: "stopped", resume: { shown: true, enabled: false, title: "the data was passed as an object" } });
+    expect([resume.hidden, resume.disabled]).toEqual([false, true]);
+  });
+});
+
+describe("a trace of one point", () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it("shows as a marker until its second point draws the line", () => {
+    const { model, plot, lossDiv } = setup();
+    model.emit("msg:custom", { kind: "reset", series: { loss: [[1], [2.0]] } });
+    expect(plot.traces.get(lossDiv)).toHaveLength(1);
+    const modes = () => (plot as any).modes.get(lossDiv);
+    expect(modes()).toEqual(["lines+markers"]);
+    model.emit("msg:custom", { kind: "points", series: { loss: [[2], [1.5]] } });
+    vi.advanceTimersByTime(DRAW_EVERY_MS);
+    expect(modes()).toEqual(["lines"]);
+    expect(plot.traces.get(lossDiv)![0].x).toEqual([1, 2]);
   });
 });

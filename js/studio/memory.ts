@@ -6,11 +6,11 @@
 // widths are its `share`s.
 
 import { h, fill, Listeners } from "./dom";
-import type { Command, MemoryInputs, MemoryPanelState, State } from "./types";
+import type { Command, MemoryCommand, MemoryEstimate, MemoryInputs, MemoryPanelState, MemoryValues, State } from "./types";
 
 /** The command an input sends; Python checks the value ("" means back to the default). */
-export function memoryCommand(name: keyof MemoryInputs, value: unknown): Command {
-  return { kind: "memory", [name]: value };
+export function memoryCommand<K extends keyof MemoryValues>(name: K, value: MemoryValues[K]): MemoryCommand {
+  return { kind: "memory", [name]: value } as MemoryCommand;
 }
 
 export class MemoryPanel {
@@ -20,6 +20,7 @@ export class MemoryPanel {
   private inputs: Record<string, HTMLInputElement | HTMLSelectElement> = {};
   private choices: unknown = null;
   private whatFitsOpen = false;
+  private lastSetup: MemoryEstimate["setup"] | null = null;
 
   constructor(private send: (command: Command) => void) {
     const p = this.p;
@@ -71,7 +72,7 @@ export class MemoryPanel {
   }
 
   update(state: State): void {
-    const m = state.memory ?? {};
+    const m: MemoryPanelState = state.memory ?? { state: "off", pending: false, message: "" };
     const inputs = state.memory_inputs;
     if (this.choices !== state.gpu_choices) {
       fill(this.inputs.gpu, ...(state.gpu_choices ?? []).map((c) => h("option", { value: c.value, text: c.text })));
@@ -84,10 +85,13 @@ export class MemoryPanel {
   }
 
   private showInputs(inputs: MemoryInputs, m: MemoryPanelState): void {
-    // an input shows the user's value, else the one the estimate used (the plan's or the default)
+    // an input shows the user's value, else the one the last estimate used (the plan's or the
+    // default): a moment without a plan to estimate (preset None) leaves the fields as they were
+    if (m.setup) this.lastSetup = m.setup;
+    const setup = this.lastSetup;
     const shown: Record<string, unknown> = {
-      batch_size: inputs.batch_size ?? m.setup?.batch_size ?? "",
-      seq_len: inputs.seq_len ?? m.setup?.seq_len ?? "",
+      batch_size: inputs.batch_size ?? setup?.batch_size ?? "",
+      seq_len: inputs.seq_len ?? setup?.seq_len ?? "",
       custom_gib: inputs.custom_gib,
       gpu: inputs.gpu,
     };
@@ -96,7 +100,7 @@ export class MemoryPanel {
       if (document.activeElement !== input) input.value = String(value);
     }
     (this.inputs.gradient_checkpointing as HTMLInputElement).checked =
-      inputs.gradient_checkpointing ?? m.setup?.gradient_checkpointing ?? false;
+      inputs.gradient_checkpointing ?? setup?.gradient_checkpointing ?? false;
     this.p.custom.hidden = inputs.gpu !== "custom";
     this.whatFitsOpen = inputs.what_fits;
     (this.p.details as HTMLDetailsElement).open = inputs.what_fits;

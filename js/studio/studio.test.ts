@@ -2,10 +2,11 @@
 // The studio's view against a fake anywidget model: what clicks send, and how the state that
 // comes back is drawn. The maths are Python's (tests/test_studio.py); here only the view.
 
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { asText, fieldCommand } from "./form";
-import { groupClick, layerClick, matchesFilter, moduleText, tickState } from "./tree";
-import type { Group, OptionField, State, WidgetModel } from "./types";
+import { STYLE } from "./style";
+import { groupClick, layerClick, matchesFilter, memberMatches, moduleText, tickState, TYPE_DELAY_MS } from "./tree";
+import type { Group, MemoryEstimate, OptionField, State, WidgetModel } from "./types";
 import { StudioView } from "./view";
 
 function group(role: string, count = 4, extra: Partial<Group> = {}): Group {
@@ -26,7 +27,7 @@ const FIELDS: OptionField[] = [
 
 function baseState(): State {
   return {
-    model_info: { name: "model", cls: "LlamaForCausalLM", task_type: "CAUSAL_LM", total_text: "106,816", total_short: "106.8K", modules: 21 },
+    model_info: { name: "model", cls: "LlamaForCausalLM", task_type: "CAUSAL_LM", total: 106816, total_text: "106,816", total_short: "106.8K", modules: 21 },
     groups: [group("self_attn.q_proj"), group("mlp.down_proj", 4, { block: "mlp" }), group("lm_head", 1, { section: "head" })],
     method_choices: [
       { name: "lora", prompt_learning: false, targets_modules: true, per_group_rank: true, per_group_alpha: true },
@@ -36,9 +37,12 @@ function baseState(): State {
     picked: { "self_attn.q_proj": [0, 1, 2, 3] }, ranks: {}, alphas: {},
     targetable: { "self_attn.q_proj": true, "mlp.down_proj": true, lm_head: true },
     field_errors: {}, issues: [], warnings: [],
-    numbers: { trainable: 2048, trainable_text: "2,048", percent_text: "1.9%", total_text: "108,864", added_text: "8.0 KiB",
+    numbers: { trainable: 2048, total: 108864, percent: 1.88, added_bytes: 8192, trainable_text: "2,048", percent_text: "1.88%",
+      share_text: "1.88% of 108,864 with the adapter (the model's 106,816 + 2,048)",
+      total_text: "108,864", added_text: "8.0 KiB", other_text: "",
       per_group: { "self_attn.q_proj": { targeted: 4, trainable: 2048, text: "2,048" } } },
-    chart: {}, cell: "%%peft model\nmethod: lora\ntarget_modules: [q_proj]\n", memory: {}, summary: {}, status: "", timing: {},
+    chart: { title: "", trainable: 2048, total: 108864, rows: [] }, cell: "%%peft model\nmethod: lora\ntarget_modules: [q_proj]\n",
+    memory: { state: "pending", pending: true }, summary: {}, status: "", timing: {},
     memory_inputs: { batch_size: null, seq_len: null, gradient_checkpointing: null, gpu: "A100-80GB", custom_gib: 24, what_fits: false },
     gpu_choices: [{ value: "L4-24GB", text: "L4-24GB · 22.49 GiB" }, { value: "A100-80GB", text: "A100-80GB · 80.00 GiB" },
       { value: "custom", text: "custom size (GiB)" }],
@@ -195,7 +199,7 @@ describe("studio view", () => {
     const evil = '<img src=x onerror="window.__pwned=1">';
     const { model, root } = mount();
     await model.set({ groups: [group(evil)], picked: {}, targetable: {}, warnings: [`Ticked ${evil}`],
-      chart: { rows: [{ role: evil, frozen: 1, trainable: 0, frozen_text: "1", trainable_text: "0" }] } });
+      chart: { title: "", trainable: 0, total: 1, rows: [{ role: evil, frozen: 1, trainable: 0, frozen_text: "1", trainable_text: "0" }] } });
     expect(root.querySelector("img")).toBeNull();
     expect(row(root, evil).querySelector(".jp-peft-role span")!.textContent).toBe(evil);
     expect(root.querySelector(".jp-peft-warning")!.textContent).toContain(evil);
@@ -254,6 +258,33 @@ describe("cell and cleanup", () => {
     document.removeEventListener("jupyter-peft:insert-cell", listener);
     expect(code).toBe("%%peft model\nmethod: lora\ntarget_modules: [q_proj]\n");
     expect(root.textContent).toContain("written below this cell");
+  });
+
+  it("the written-cell note says when the plan changed since it was written", async () => {
+    const { model, root } = mount();
+    const listener = (e: Event) => { (e as CustomEvent<{ handled: boolean }>).detail.handled = true; };
+    document.addEventListener("jupyter-peft:insert-cell", listener);
+    (root.querySelector(".jp-peft-write") as HTMLButtonElement).click();
+    document.removeEventListener("jupyter-peft:insert-cell", listener);
+    const note = root.querySelector(".jp-peft-actions + .jp-peft-note-line")!;
+    expect(note.textContent).toMatch(/^written below this cell at \d\d:\d\d:\d\d$/);
+    await model.set({ cell: "%%peft model\nmethod: ia3\n" });
+    expect(note.textContent).toMatch(/^written below at \d\d:\d\d:\d\d; the plan has changed since$/);
+  });
+
+  it("an applied summary that a later cell made untrue says so instead of a tick", async () => {
+    const { model, root } = mount();
+    const summary = {
+      model: "LlamaForCausalLM", method: "lora", adapter: "default", trainable: 2048, trainable_text: "2,048",
+      total_text: "110,000", percent_text: "1.8%", rows: [], other: [], untouched: [], bound_to: "peft_model",
+      applied_at: "10:01:02", stale: "",
+    };
+    await model.set({ summary });  // the preview's count is 2,048 too
+    expect(root.textContent).toContain("applied at 10:01:02 → peft_model");
+    expect(root.textContent).toContain("same as the preview ✓");
+    await model.set({ summary: { ...summary, stale: "adapter 'default' was replaced by a later plan" } });
+    expect(root.textContent).toContain("no longer true: adapter 'default' was replaced by a later plan");
+    expect(root.textContent).not.toContain("same as the preview ✓");
   });
 
   it("Apply sends a command and is off while the settings make no plan", async () => {
@@ -380,5 +411,95 @@ describe("memory panel", () => {
     const cells = [...panel(root).querySelectorAll(".jp-peft-mem-compare tbody tr")].map((tr) => tr.textContent);
     expect(cells).toEqual(["full fine-tuningoff80.10 GiBno–", "lora r=8on17.20 GiBfits12"]);
     expect(panel(root).querySelector(".jp-peft-mem-advice")!.textContent).toBe("turn on gradient checkpointing: 17.20 GiB fits");
+  });
+});
+
+describe("issue 14: controls say only true things", () => {
+  it("tells Python on attach whether the page has the jupyter-peft extension", () => {
+    const { model } = mount();
+    expect(model.sent[0]).toMatchObject({ kind: "view", extension: false });
+  });
+
+  it("shows the share with what it is of, as Python words it", () => {
+    const { root } = mount();
+    expect(root.querySelector(".jp-peft-share")!.textContent).toBe("1.88% of 108,864 with the adapter (the model's 106,816 + 2,048)");
+  });
+
+  it("a method without per-group ranks or alphas has no rank and alpha columns", async () => {
+    const { model, root } = mount();
+    const table = root.querySelector(".jp-peft-tree")!;
+    expect(table.classList.contains("jp-peft-no-rank")).toBe(false);
+    await model.set({ method: "ia3" });
+    expect(table.classList.contains("jp-peft-no-rank")).toBe(true);
+    expect(table.classList.contains("jp-peft-no-alpha")).toBe(true);
+    // the stylesheet hides exactly those cells
+    expect(STYLE).toContain(".jp-peft-tree.jp-peft-no-rank .jp-peft-c-rank");
+    expect(row(root, "self_attn.q_proj").querySelectorAll(".jp-peft-c-rank, .jp-peft-c-alpha")).toHaveLength(2);
+  });
+
+  it("a rank goes to Python as it is typed, and at once on Enter, never twice", () => {
+    vi.useFakeTimers();
+    try {
+      const { model, root } = mount();
+      const rank = row(root, "self_attn.q_proj").querySelector<HTMLInputElement>("input[aria-label^='rank']")!;
+      rank.focus();
+      rank.value = "1";
+      rank.dispatchEvent(new Event("input"));
+      rank.value = "16";
+      rank.dispatchEvent(new Event("input"));
+      expect(model.sent.filter((c) => c.kind === "rank")).toHaveLength(0);
+      vi.advanceTimersByTime(TYPE_DELAY_MS);
+      expect(model.sent.filter((c) => c.kind === "rank")).toEqual([expect.objectContaining({ role: "self_attn.q_proj", value: "16" })]);
+      rank.dispatchEvent(new Event("change")); // leaving the field: the same value, not sent again
+      rank.value = "32";
+      rank.dispatchEvent(new Event("change"));
+      expect(model.sent.filter((c) => c.kind === "rank").map((c) => c.value)).toEqual(["16", "32"]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("the filter finds layers by their full path and opens the group on them", async () => {
+    const g = group("self_attn.q_proj");
+    expect(memberMatches(g, "layers.2")).toEqual([2]);
+    expect(memberMatches(g, "q_proj")).toBeNull();
+    expect(memberMatches(g, "mlp")).toEqual([]);
+    expect(matchesFilter(g, "layers.2 q_proj")).toBe(true);
+    const { root } = mount();
+    const filter = root.querySelector<HTMLInputElement>(".jp-peft-filter")!;
+    filter.value = "layers.2";
+    filter.dispatchEvent(new Event("input"));
+    const q = row(root, "self_attn.q_proj");
+    expect(q.hidden).toBe(false);
+    const layers = q.nextElementSibling!.nextElementSibling as HTMLElement; // note row, then layers row
+    expect(layers.hidden).toBe(false);
+    const marked = [...layers.querySelectorAll(".jp-peft-layer.jp-peft-match")].map((l) => l.textContent);
+    expect(marked).toEqual(["2"]);
+  });
+
+  it("a filter that matches nothing says so", () => {
+    const { root } = mount();
+    const filter = root.querySelector<HTMLInputElement>(".jp-peft-filter")!;
+    const empty = root.querySelector<HTMLElement>(".jp-peft-no-match")!;
+    expect(empty.hidden).toBe(true);
+    filter.value = "nothing_like_this";
+    filter.dispatchEvent(new Event("input"));
+    expect([...root.querySelectorAll<HTMLElement>("tr.jp-peft-group")].every((tr) => tr.hidden)).toBe(true);
+    expect(empty.hidden).toBe(false);
+    expect(empty.textContent).toBe("no group or module path matches “nothing_like_this”");
+  });
+
+  it("no plan to estimate (preset None) leaves batch and tokens as they were", async () => {
+    const { model, root } = mount();
+    const ready: MemoryEstimate = {
+      state: "ready", pending: false, total_bytes: 1, total_text: "1 B", peak_text: "", parts: [],
+      setup: { batch_size: 8, seq_len: 1024, gradient_checkpointing: false }, setup_text: "", gpu: null, what_fits: null,
+    };
+    await model.set({ memory: ready });
+    const batch = root.querySelector<HTMLInputElement>("input[aria-label='batch size']")!;
+    const tokens = root.querySelector<HTMLInputElement>("input[aria-label='sequence length']")!;
+    expect([batch.value, tokens.value]).toEqual(["8", "1024"]);
+    await model.set({ memory: { state: "off", pending: false, message: "no valid plan to estimate" } });
+    expect([batch.value, tokens.value]).toEqual(["8", "1024"]);
   });
 });

@@ -3,7 +3,7 @@
 // the DOM. Python decides what is ticked: a click only sends a command.
 
 import { h, fill, Listeners } from "./dom";
-import type { Command, Group, State } from "./types";
+import type { Command, Group, PickCommand, State } from "./types";
 
 export type Tick = "all" | "some" | "none";
 
@@ -13,23 +13,43 @@ export function tickState(picked: number[] | undefined, count: number): Tick {
   return n >= count ? "all" : "some";
 }
 
-/** Every word of the filter appears in the group's role, template, kind, section or block. */
-export function matchesFilter(group: Group, filter: string): boolean {
-  const hay = `${group.role} ${group.template} ${group.kind} ${group.section} ${group.block}`.toLowerCase();
-  return filter
-    .toLowerCase()
-    .split(/\s+/)
-    .filter(Boolean)
-    .every((word) => hay.includes(word));
+/** The full module path of each member (the template with its layer index). */
+export function memberPaths(group: Group): string[] {
+  return group.layers.map((layer) => (layer === null || layer === undefined ? group.template : group.template.replace("*", String(layer))));
 }
 
+/** Which members a filter picks out: null when the group's own text (role, template, kind, section,
+ * block) holds every word; else the members whose full path holds the words it lacks
+ * (`layers.2`, `3.mlp`); [] when the filter does not match the group at all. */
+export function memberMatches(group: Group, filter: string): number[] | null {
+  const words = filter.toLowerCase().split(/\s+/).filter(Boolean);
+  const hay = `${group.role} ${group.template} ${group.kind} ${group.section} ${group.block}`.toLowerCase();
+  const rest = words.filter((word) => !hay.includes(word));
+  if (!rest.length) return null;
+  const out: number[] = [];
+  memberPaths(group).forEach((path, i) => {
+    const full = path.toLowerCase();
+    if (rest.every((word) => full.includes(word))) out.push(i);
+  });
+  return out;
+}
+
+/** Every word of the filter appears in the group's text or in one member's full path. */
+export function matchesFilter(group: Group, filter: string): boolean {
+  const found = memberMatches(group, filter);
+  return found === null || found.length > 0;
+}
+
+/** How long after the last keystroke a rank or alpha goes to Python (Enter or leaving the field: at once). */
+export const TYPE_DELAY_MS = 400;
+
 /** The command a click on a group's box sends: tick all unless all are ticked. */
-export function groupClick(group: Group, picked: number[] | undefined): Command {
+export function groupClick(group: Group, picked: number[] | undefined): PickCommand {
   return { kind: "pick", role: group.role, on: tickState(picked, group.count) !== "all" };
 }
 
 /** The command a click on one layer's box sends; with shift, the range from the last click. */
-export function layerClick(role: string, member: number, on: boolean, last: number | null, shift: boolean): Command {
+export function layerClick(role: string, member: number, on: boolean, last: number | null, shift: boolean): PickCommand {
   const from = shift && last !== null ? Math.min(last, member) : member;
   const to = shift && last !== null ? Math.max(last, member) : member;
   const members: number[] = [];
@@ -71,6 +91,8 @@ export class TreeView {
   private lastLayer = new Map<string, number>();
   private filter = "";
   private listeners = new Listeners();
+  private empty: HTMLTableCellElement;
+  private emptyRow: HTMLTableRowElement;
 
   constructor(private send: (command: Command) => void) {
     this.body = h("tbody");
@@ -82,14 +104,16 @@ export class TreeView {
         {},
         h("th", { class: "jp-peft-c-box" }),
         h("th", { text: "group" }),
-        h("th", { text: "module" }),
+        h("th", { class: "jp-peft-kind", text: "module" }),
         h("th", { class: "jp-peft-num", text: "×" }),
         h("th", { class: "jp-peft-num", text: "params" }),
-        h("th", { class: "jp-peft-num", text: "rank" }),
-        h("th", { class: "jp-peft-num", text: "alpha" }),
+        h("th", { class: "jp-peft-num jp-peft-c-rank", text: "rank" }),
+        h("th", { class: "jp-peft-num jp-peft-c-alpha", text: "alpha" }),
         h("th", { class: "jp-peft-num", text: "trainable" }),
       ),
     );
+    this.empty = h("td", { colspan: 8, class: "jp-peft-muted jp-peft-empty" });
+    this.emptyRow = h("tr", { class: "jp-peft-no-match", hidden: true }, this.empty);
     this.el = h("table", { class: "jp-peft-tree" }, head, this.body);
   }
 
@@ -99,6 +123,7 @@ export class TreeView {
     this.rows.clear();
     fill(this.body);
     for (const group of groups) this.rows.set(group.role, this.buildRow(group));
+    this.body.append(this.emptyRow);
   }
 
   setFilter(filter: string): void {
@@ -107,7 +132,16 @@ export class TreeView {
 
   /** Bring every row in line with the state (only what changed is touched by the browser). */
   update(state: State, perGroupRank: boolean, perGroupAlpha: boolean): void {
-    for (const row of this.rows.values()) this.updateRow(row, state, perGroupRank, perGroupAlpha);
+    // a method without per-group ranks or alphas (ia3, prompt tuning...) has no such columns
+    this.el.classList.toggle("jp-peft-no-rank", !perGroupRank);
+    this.el.classList.toggle("jp-peft-no-alpha", !perGroupAlpha);
+    let shown = 0;
+    for (const row of this.rows.values()) {
+      this.updateRow(row, state, perGroupRank, perGroupAlpha);
+      if (!row.tr.hidden) shown++;
+    }
+    this.emptyRow.hidden = shown > 0 || this.rows.size === 0;
+    this.empty.textContent = `no group or module path matches “${this.filter.trim()}”`;
   }
 
   destroy(): void {
@@ -122,7 +156,8 @@ export class TreeView {
     const rank = h("input", { type: "text", inputmode: "numeric", class: "jp-peft-small", "aria-label": `rank of ${group.role}` });
     const alpha = h("input", { type: "text", inputmode: "decimal", class: "jp-peft-small", "aria-label": `alpha of ${group.role}` });
     const trainable = h("td", { class: "jp-peft-num jp-peft-trainable" });
-    const name = h("td", { class: "jp-peft-role", title: group.template }, toggle, h("span", { text: group.role }));
+    const name = h("td", { class: "jp-peft-role", title: `${group.template}: ${moduleText(group)}` }, toggle,
+      h("span", { text: group.role }));
     const tr = h(
       "tr",
       { class: "jp-peft-group", "data-role": group.role, "data-section": group.section },
@@ -131,8 +166,8 @@ export class TreeView {
       h("td", { class: "jp-peft-kind", text: moduleText(group) }),
       h("td", { class: "jp-peft-num", text: String(group.count) }),
       h("td", { class: "jp-peft-num", text: group.params_text, title: group.each_text ? `${group.each_text} each` : "" }),
-      h("td", { class: "jp-peft-num" }, rank),
-      h("td", { class: "jp-peft-num" }, alpha),
+      h("td", { class: "jp-peft-num jp-peft-c-rank" }, rank),
+      h("td", { class: "jp-peft-num jp-peft-c-alpha" }, alpha),
       trainable,
     );
     const noteCell = h("td", { colspan: 8, class: "jp-peft-error" });
@@ -146,12 +181,34 @@ export class TreeView {
       this.send(groupClick(group, this.picked(row)));
     });
     this.listeners.on(toggle, "click", () => this.toggle(row));
-    this.listeners.on(rank, "change", () => this.send({ kind: "rank", role: group.role, value: rank.value.trim() || null }));
-    this.listeners.on(alpha, "change", () => this.send({ kind: "alpha", role: group.role, value: alpha.value.trim() || null }));
+    this.typed(rank, (value) => this.send({ kind: "rank", role: group.role, value }));
+    this.typed(alpha, (value) => this.send({ kind: "alpha", role: group.role, value }));
     return row;
   }
 
   private current: State | null = null;
+
+  /** A rank or alpha goes to Python as it is typed (TYPE_DELAY_MS after the last key), and at
+   * once on Enter or leaving the field; the same value is not sent twice. */
+  private typed(input: HTMLInputElement, send: (value: string | null) => void): void {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let sent: string | null | undefined;
+    const now = () => {
+      clearTimeout(timer);
+      timer = undefined;
+      const value = input.value.trim() || null;
+      if (value === sent) return;
+      sent = value;
+      send(value);
+    };
+    this.listeners.on(input, "input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(now, TYPE_DELAY_MS);
+    });
+    this.listeners.on(input, "change", now);
+    this.listeners.on(input, "focus", () => { sent = input.value.trim() || null; });
+    this.listeners.add(() => clearTimeout(timer));
+  }
 
   private picked(row: Row): number[] | undefined {
     return this.current?.picked[row.group.role];
@@ -194,8 +251,12 @@ export class TreeView {
     row.box.disabled = !can;
     row.tr.classList.toggle("jp-peft-off", !can);
     row.tr.classList.toggle("jp-peft-on", tick !== "none");
-    row.tr.hidden = !matchesFilter(group, this.filter);
-    const open = this.expanded.has(group.role) && !row.tr.hidden;
+    const matches = memberMatches(group, this.filter);
+    row.tr.hidden = matches !== null && matches.length === 0;
+    // a filter that picks out some layers (`layers.2`) opens the group on them
+    const some = matches !== null && matches.length > 0 && matches.length < group.count;
+    if (some && row.layerBoxes.length === 0) this.buildLayers(row);
+    const open = (this.expanded.has(group.role) || some) && !row.tr.hidden;
     row.layersRow.hidden = !open;
     row.toggle.textContent = group.count > 1 ? (open ? "▾" : "▸") : "";
     setInput(row.rank, state.ranks[group.role], state.defaults.rank, perGroupRank && can);
@@ -209,15 +270,17 @@ export class TreeView {
     row.alpha.classList.toggle("jp-peft-bad", Boolean(state.field_errors[`alphas.${group.role}`]));
     if (open) {
       const set = new Set(picked ?? []);
+      const hit = new Set(some ? matches : []);
       row.layerBoxes.forEach((box, i) => {
         box.checked = set.has(i);
         box.disabled = !can;
+        box.parentElement?.classList.toggle("jp-peft-match", hit.has(i));
       });
     }
   }
 }
 
-function setInput(input: HTMLInputElement, value: number | undefined, fallback: number | undefined, enabled: boolean): void {
+function setInput(input: HTMLInputElement, value: number | undefined, fallback: number | null | undefined, enabled: boolean): void {
   input.disabled = !enabled;
   input.placeholder = fallback === undefined || fallback === null ? "" : String(fallback);
   if (document.activeElement !== input && !input.classList.contains("jp-peft-bad")) {

@@ -36,6 +36,8 @@ export class StudioView {
   private memory: MemoryPanel;
   private seq = 0;
   private sentAt = new Map<number, number>();
+  /** The cell text "Write cell" last wrote, and when: the note says if the plan changed since. */
+  private written: { text: string; at: string } | null = null;
   private pending = false;
   private built = { groups: null as unknown, fields: null as unknown, methods: null as unknown };
   private parts: Record<string, HTMLElement> = {};
@@ -58,10 +60,13 @@ export class StudioView {
     }
   }
 
-  /** Put the studio into `parent` and draw it (the chart measures its width once attached). */
+  /** Put the studio into `parent` and draw it (the chart measures its width once attached); tell
+   * Python whether this page has the jupyter-peft extension (it then keeps the output's static
+   * view up to date after each change: widget.py). */
   attach(parent: HTMLElement): void {
     parent.append(this.root);
     this.render();
+    this.send({ kind: "view", extension: extensionPresent(parent.ownerDocument) });
   }
 
   send(command: Command): void {
@@ -216,7 +221,7 @@ export class StudioView {
       this.parts.numbers,
       h("div", { class: "jp-peft-label", text: "trainable parameters" }),
       h("div", { class: "jp-peft-big", "data-value": known ? String(n.trainable) : "", text: known ? n.trainable_text! : "—" }),
-      h("div", { class: "jp-peft-muted", text: known ? `${n.percent_text} of ${n.total_text}` : "no valid plan yet" }),
+      h("div", { class: "jp-peft-muted jp-peft-share", text: known ? n.share_text! : "no valid plan yet" }),
       known ? h("div", { class: "jp-peft-muted", text: `adapter weights +${n.added_text}` }) : null,
       n.other_text ? h("div", { class: "jp-peft-muted", text: `of which outside adapted layers: ${n.other_text}` }) : null,
     );
@@ -242,6 +247,11 @@ export class StudioView {
     (p.copy as HTMLButtonElement).disabled = !state.cell;
     (p.apply as HTMLButtonElement).disabled = !state.cell || state.status === "applying";
     p.write.title = extensionPresent() ? "insert this cell below" : "needs the jupyter-peft JupyterLab extension: use Copy";
+    if (this.written && state.cell !== this.written.text) {
+      p.cellNote.textContent = `written below at ${this.written.at}; the plan has changed since`;
+    } else if (this.written) {
+      p.cellNote.textContent = `written below this cell at ${this.written.at}`;
+    }
     if (state.status === "applied") p.status.textContent = "applied";
     else if (state.status === "failed") p.status.textContent = "not applied: see the message above";
     else if (state.status !== "applying") p.status.textContent = "";
@@ -253,14 +263,15 @@ export class StudioView {
       fill(this.parts.summary);
       return;
     }
-    const same = s.trainable === state.numbers.trainable;
+    const same = !s.stale && s.trainable === state.numbers.trainable;
     const rows = s.rows.map((r) =>
       h("tr", {}, h("td", { text: r.role }), h("td", { text: r.kind }), h("td", { text: r.targeted }),
         h("td", { text: r.rank }), h("td", { class: "jp-peft-num", text: r.added })));
     const other = (s.other ?? []).map(([name, n]) => h("tr", {}, h("td", { colspan: 4, text: name }), h("td", { class: "jp-peft-num", text: n })));
     fill(
       this.parts.summary,
-      h("div", { class: "jp-peft-title", text: "applied" + (s.bound_to ? ` → ${s.bound_to}` : "") }),
+      h("div", { class: "jp-peft-title", text: `applied at ${s.applied_at}` + (s.bound_to ? ` → ${s.bound_to}` : "") }),
+      s.stale ? h("div", { class: "jp-peft-warning", text: `no longer true: ${s.stale}. Below is what was applied at ${s.applied_at}.` }) : null,
       h("div", {}, `${s.method} adapter '${s.adapter}' on ${s.model}: `, h("b", { text: s.trainable_text! }),
         ` trainable of ${s.total_text} (${s.percent_text})`,
         h("span", { class: same ? "jp-peft-ok" : "jp-peft-muted", text: same ? " · same as the preview ✓" : "" })),
@@ -286,8 +297,9 @@ export class StudioView {
     const text = this.model.get("cell");
     if (!text) return;
     const done = insertCell(this.root, text);
+    this.written = done ? { text, at: new Date().toTimeString().slice(0, 8) } : null;
     this.parts.cellNote.textContent = done
-      ? "written below this cell"
+      ? `written below this cell at ${this.written!.at}`
       : "this front end cannot insert cells (no jupyter-peft extension): copy the text above into a new cell";
     if (!done) void copyText(text, this.parts.cell);
   }

@@ -255,10 +255,18 @@ def _write_data(value: Any, path: Path, data_format: str) -> Path:
         value = Dataset.from_list(value)
     elif type(value).__name__ == "DataFrame":
         value = Dataset.from_pandas(value, preserve_index=False)
-    if data_format == "parquet":
-        value.to_parquet(str(path))
-    else:
-        value.to_json(str(path), lines=True, force_ascii=False)
+    import datasets
+
+    was = datasets.is_progress_bar_enabled()  # "Creating json from Arrow format" is no news in a cell
+    datasets.disable_progress_bars()
+    try:
+        if data_format == "parquet":
+            value.to_parquet(str(path))
+        else:
+            value.to_json(str(path), lines=True, force_ascii=False)
+    finally:
+        if was:
+            datasets.enable_progress_bars()
     return path
 
 

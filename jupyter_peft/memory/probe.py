@@ -25,7 +25,7 @@ import torch
 
 from .._compat import base_model, pattern_key
 from ..model.adapt import check
-from ..model.modelmap import layer_indices, role_pattern
+from ..model.modelmap import layer_indices
 from ..session import session
 from .build import meta_model, num_layers
 from .inventory import Tensor, inventory
@@ -183,7 +183,9 @@ def _probe_setup(setup: Setup, total_layers: int) -> tuple[Setup, int, int]:
         k: v for k, v in plan.options.items() if k not in ("layers_to_transform", "layers_pattern", "exclude_modules")
     }
 
-    regex = "|".join(f"(?:{role_pattern(t)})" for t in top)
+    groups = [checked.model_map.group_of(path) for _, path in top.values()]
+    regex = checked.model_map.targets_for(  # the shortest form that selects them (a safe, short regex)
+        [p for g, (_, path) in zip(groups, top.values()) for p in (g.paths if g is not None else [path])])
     probe_plan = plan.replace(options=options, target_modules=regex, ranks=ranks, alphas=alphas)
     indices = [i for i in layer_indices(checked.targets) if i is not None]
     adapted = len(set(indices)) or total_layers

@@ -248,7 +248,7 @@ def render_html(est: MemoryEstimate) -> str:
             f"(max_memory_reserved: {html.escape(parts)})"
         )
     return (
-        f"<div class='jp-memory' style='font-family:sans-serif;font-size:13px;max-width:640px'>"
+        f"<div class='jp-memory' style='font-family:sans-serif;font-size:13px'>"
         f"<div>{head}</div><div style='color:#555;margin:2px 0 6px'>{settings}</div>{_svg(est)}"
         f"<table style='border-collapse:collapse;margin-top:6px'>{rows}</table>"
         f"<div style='color:#777;margin-top:4px'>{note}</div></div>"
@@ -269,11 +269,13 @@ def _svg(est: MemoryEstimate, width: int = 600, height: int = 26) -> str:
     if est.gpu is not None:
         gx = width * est.gpu.bytes / scale
         rects.append(
-            f"<line x1='{gx:.1f}' x2='{gx:.1f}' y1='0' y2='{height + 4}' stroke='#000' "
+            f"<line x1='{gx:.1f}' x2='{gx:.1f}' y1='0' y2='{height + 4}' stroke='currentColor' "
             f"stroke-dasharray='3,2'><title>{html.escape(est.gpu.name)}</title></line>"
+            f"<text x='{min(gx, width - 4):.1f}' y='{height + 16}' font-size='11' fill='currentColor' "
+            f"text-anchor='end'>{html.escape(est.gpu.name)}: {est.gpu.bytes / GiB:.0f} GiB</text>"
         )
     return (
-        f"<svg width='{width + 2}' height='{height + 6}' role='img' "
+        f"<svg viewBox='0 0 {width + 2} {height + 20}' width='100%' role='img' "
         f"aria-label='memory breakdown'>{''.join(rects)}</svg>"
     )
 

@@ -319,10 +319,10 @@ def _short_regex(paths: list[str], model_map: ModelMap) -> str | None:
             if set(members) == set(g.paths):
                 layers = r"\d+"
             else:
-                found = layer_indices(members)
-                if any(i is None for i in found):
+                found = [i for i in layer_indices(members) if i is not None]
+                if len(found) != len(members):
                     return None
-                layers = _layers_regex(sorted(set(found)))  # type: ignore[arg-type]
+                layers = _layers_regex(sorted(set(found)))
         pieces.setdefault((head, layers), []).append(tail)
     parts = []
     for (head, layers), tails in pieces.items():
@@ -365,29 +365,6 @@ def _trie_regex(tails: list[list[str]]) -> str | None:
             return None
         branches.append(head + (r"\." + sub if sub else ""))
     return branches[0] if len(branches) == 1 else "(" + "|".join(branches) + ")"
-
-
-def _paths_regex(paths: list[str], model_map: ModelMap) -> str:
-    """One regex (fullmatch) for exactly `paths`: whole groups by pattern, partial ones by layer."""
-    by_group: dict[str, list[str]] = {}
-    loose: list[str] = []
-    for p in paths:
-        g = model_map.group_of(p)
-        (by_group.setdefault(g.role, []) if g else loose).append(p)
-    parts: list[str] = []
-    for role, members in by_group.items():
-        g = model_map[role]
-        if set(members) == set(g.paths):
-            parts.append(g.pattern)
-        elif "*" in g.template and all(i is not None for i in layer_indices(members)):
-            idx = "|".join(str(i) for i in sorted(set(layer_indices(members))))  # type: ignore[arg-type]
-            head, tail = g.template.split("*", 1)
-            tail_re = role_pattern(tail.lstrip(".")) if tail.strip(".") else ""
-            parts.append(f"{role_pattern(head.rstrip('.'))}\\.(?:{idx})" + (f"\\.{tail_re}" if tail_re else ""))
-        else:
-            loose.extend(members)
-    parts.extend(re.escape(p) for p in loose)
-    return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
 
 
 _INDEX = re.compile(r"\.(\d+)(?=\.|$)")

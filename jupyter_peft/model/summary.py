@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._compat import adapter_layer_types, base_model
+from .._format import format_percent
 from .modelmap import inspect
 
 
@@ -44,7 +45,7 @@ class Summary:
     def __repr__(self) -> str:
         head = (
             f"{self.method} adapter {self.adapter!r} on {self.model}: trainable {self.trainable:,} of "
-            f"{self.total:,} parameters ({self.percent:.4f}%)"
+            f"{self.total:,} parameters ({format_percent(self.percent)})"
         )
         lines = [head]
         for r in self.rows:
@@ -58,7 +59,8 @@ class Summary:
     def _repr_html_(self) -> str:
         esc = html.escape
         rows = "".join(
-            f"<tr><td><code>{esc(r.role)}</code></td><td>{esc(r.kind)}</td><td>{r.targeted} / {r.count}</td>"
+            f"<tr><td style='text-align:left'><code>{esc(r.role)}</code></td><td style='text-align:left'>"
+            f"{esc(r.kind)}</td><td>{r.targeted} / {r.count}</td>"
             f"<td>{esc(r.rank)}</td><td style='text-align:right'>{r.added:,}</td></tr>"
             for r in self.rows
         )
@@ -73,7 +75,7 @@ class Summary:
             "<div class='jp-peft-summary' style='font-family:var(--jp-ui-font-family,sans-serif)'>"
             f"<div><b>{esc(self.method)}</b> adapter <code>{esc(self.adapter)}</code> on {esc(self.model)}: "
             f"<b>{self.trainable:,}</b> trainable of {self.total:,} parameters "
-            f"(<b>{self.percent:.4f}%</b>)</div>"
+            f"(<b>{format_percent(self.percent)}</b>)</div>"
             "<table style='border-collapse:collapse;margin-top:4px'>"
             "<thead><tr><th style='text-align:left'>group</th><th style='text-align:left'>kind</th>"
             "<th>targeted</th><th>rank</th><th style='text-align:right'>added params</th></tr></thead>"

@@ -313,7 +313,7 @@ def _check_pattern_map(
             raise PlanError(f"{number!r} is not valid: expected {what}", value=number, **sub)
         if "*" not in str(name).split("."):  # `layers.*.q_proj` becomes our own pattern (model/adapt.py)
             check_pattern(str(name), f"{key}.{name}", line=lines.get((key, str(name)), where["line"]))
-        out[str(name)] = kind(number)
+        out[str(name)] = number if kind is float and isinstance(number, int) else kind(number)  # 64, not 64.0
     return out
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._format import format_percent as percent_text
+
 OTHER = "other (virtual tokens, saved modules)"
 
 
@@ -27,7 +29,7 @@ def param_chart(
     rows += [_row(name, 0, n) for name, n in other.items() if n]
     percent = 100.0 * total_trainable / total if total else 0.0
     return {
-        "title": f"trainable: {total_trainable:,} of {total:,} parameters ({percent:.3f}%)",
+        "title": f"trainable: {total_trainable:,} of {total:,} parameters ({percent_text(percent)})",
         "trainable": total_trainable,
         "total": total,
         "rows": rows,

@@ -5,10 +5,12 @@
 // inserts a code cell with that text below the notebook cell whose output holds the widget
 // (else below the active cell) and reports back through `event.detail.handled`. It marks
 // <body data-jupyter-peft="1"> so the widget knows the button will work. Works in
-// JupyterLab 4 and Notebook 7 (both provide INotebookTracker).
+// JupyterLab 4 and Notebook 7 (both provide INotebookTracker). A second plugin shows a widget's
+// static view where the widget cannot be drawn (fallback.ts).
 
 import type { JupyterFrontEnd, JupyterFrontEndPlugin } from "@jupyterlab/application";
 import { INotebookTracker, type NotebookPanel } from "@jupyterlab/notebook";
+import { wrapWidgetRenderers } from "./fallback";
 
 const EVENT = "jupyter-peft:insert-cell";
 
@@ -58,4 +60,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
   },
 };
 
-export default plugin;
+// The static view of a studio or dashboard where its widget cannot be drawn (fallback.ts).
+const fallback: JupyterFrontEndPlugin<void> = {
+  id: "jupyter-peft:static-fallback",
+  description: "Shows a jupyter_peft widget's saved static view when the widget's model is gone (no kernel, a new kernel).",
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (_app: JupyterFrontEnd, tracker: INotebookTracker) => {
+    tracker.forEach((panel) => wrapWidgetRenderers(panel.content.rendermime));
+    tracker.widgetAdded.connect((_sender, panel) => wrapWidgetRenderers(panel.content.rendermime));
+  },
+};
+
+export default [plugin, fallback];

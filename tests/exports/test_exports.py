@@ -104,7 +104,7 @@ def test_script_spells_out_resolved_ranks_and_only_non_defaults(base, tmp_path):
     exports.export(plan, tmp_path / "train.py", model=model, on_gpu=False)
     text = (tmp_path / "train.py").read_text()
     assert "rank_pattern={'model\\\\.layers\\\\.\\\\d+\\\\.self_attn\\\\.q_proj': 16}" in text
-    assert "alpha_pattern={'model\\\\.layers\\\\.\\\\d+\\\\.mlp\\\\.down_proj': 32.0}" in text
+    assert "alpha_pattern={'model\\\\.layers\\\\.\\\\d+\\\\.mlp\\\\.down_proj': 32}" in text  # alphas as written: 32, not 32.0
     assert "lora_dropout=0.1" in text and "r=2," in text and "lora_alpha" not in text  # peft's default alpha
     assert "gradient_accumulation_steps=2" in text and "learning_rate=0.0003" in text
     assert "It adapts 14 modules: self_attn.q_proj x2" in text

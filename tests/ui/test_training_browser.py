@@ -1,5 +1,6 @@
 """The dashboard in real JupyterLab + Chromium: it renders, the loss trace grows while the run
-trains, Stop in the page stops the run in the kernel, and the static snapshot takes its place."""
+trains, Stop in the page stops the run in the kernel, the view stays with Resume, and the output's
+static snapshot follows."""
 
 from __future__ import annotations
 
@@ -13,6 +14,15 @@ SETUP = ("%load_ext jupyter_peft\nimport torch, tiny, runs\ntorch.set_num_thread
          "model, tokenizer, ds = tiny.build('llama'), tiny.tokenizer(), runs.sft_data()")
 TRAIN = ("%%peft model\nmethod: lora\nr: 8\ntarget_modules: [q_proj, v_proj]\n"
          "train: {trainer: sft, dataset: ds, max_steps: 100000, learning_rate: 0.001}")
+# the notebook's own record of the dashboard's output: the snapshot beside the widget says "stopped"
+SAVED_SNAPSHOT = """() => {
+    const cells = window.jupyterapp.shell.currentWidget.context.model.sharedModel.cells;
+    return cells.some((c) => (c.outputs || []).some((o) => {
+        const html = o.data && o.data['text/html'];
+        const text = Array.isArray(html) ? html.join('') : html || '';
+        return text.includes('jp-peft-run-snapshot') && text.includes('stopped');
+    }));
+}"""
 LOSS_POINTS = """() => {
     const chart = document.querySelector('.jp-peft-chart[data-panel="loss"]');
     return chart && chart.data ? chart.data[0].x.length : 0;
@@ -39,7 +49,12 @@ def test_dashboard_streams_and_stop_in_the_page_stops_the_kernels_run(lab, lab_p
         time.sleep(0.5)
     step = lab_page.kernel_value("peft_run.step")
     assert lab_page.kernel_value("peft_run.checkpoint.name") == f"checkpoint-{step}"
-    # the cell now shows the static snapshot (what a reopen without a kernel shows)
-    page.wait_for_selector(".jp-peft-run-snapshot img", timeout=30_000)
-    assert "stopped" in page.locator(".jp-peft-run-snapshot").inner_text()
+    # the live view stays, stopped, with Resume; the output's static snapshot (what a reopen
+    # without the kernel shows: test_static_views_browser.py) now shows the stop
+    page.wait_for_function(
+        "() => { const s = document.querySelector('.jp-peft-dashboard .jp-peft-state');"
+        " return s && s.textContent === 'stopped'; }", timeout=30_000)
+    resume = page.locator(".jp-peft-dashboard .jp-peft-resume")
+    assert resume.is_visible() and resume.is_enabled() and f"checkpoint-{step}" in resume.get_attribute("title")
+    page.wait_for_function(SAVED_SNAPSHOT, timeout=30_000)
     page.screenshot(path=str(out_dir / "stopped.png"), timeout=90_000)

@@ -4,9 +4,11 @@ State lives in traitlets (status, progress, panels, flags, params, memory). Metr
 custom messages holding only the points logged since the previous update, at most once per
 `interval` seconds (0.25), so bytes per step do not grow with the history. The browser keeps at
 most `max_points` points per trace and thins the older ones. Messages from the page are
-routed on `kind`: `stop`, `save`, `sync` (a new view asks for the history so far, answered
-by one `reset`). When the run ends the output becomes a static HTML snapshot (snapshot.py),
-which a notebook reopened without a kernel still shows.
+routed on `kind`: `stop`, `save`, `resume` (resume.py: the run that continues this one, shown
+here), `sync` (a new view asks for the history so far, answered by one `reset`) and `plotly`
+(plotly_asset.py). The output carries a static HTML snapshot beside the widget (snapshot.py),
+brought up to date when the run ends and at each checkpoint: a notebook reopened without a
+kernel shows that (the jupyter-peft extension falls back to it when the widget's model is gone).
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from typing import Any
 import anywidget
 import traitlets as t
 
+from ..._errors import PlanError
 from ...model.adapt import find_peft_model
 from ...model.modelmap import inspect
 from ...model.summary import summarize
 from ...training.metrics import decimate, finite_or_none, panel_of
+from .. import plotly_asset
 from ..param_chart import from_summary
 from . import view
 
@@ -65,6 +69,8 @@ class Dashboard(anywidget.AnyWidget):
         self._last = time.monotonic()
         self._keys = self._flags = -1
         self._display_id: str | None = None
+        self._shown: tuple[str, Any] | None = None  # (state, checkpoint) the displayed snapshot shows
+        self._resume_error = ""
         self.on_msg(self._on_msg)
         self.params = _param_data(run.model)
         self.refresh()
@@ -100,15 +106,34 @@ class Dashboard(anywidget.AnyWidget):
         """Push status, progress, panels, flags and memory (traits send only what changed)."""
         run, tracker = self.run, self.run.tracker
         with self._sync, self.hold_sync():
-            self.status = view.status(run)
+            status = view.status(run)
+            if self._resume_error:
+                status = {**status, "error": self._resume_error}
+            self.status = status
             self.progress = view.progress(run)
             if self._keys != len(tracker.keys):  # a new metric: maybe a new chart or trace
                 self._keys = len(tracker.keys)
-                self.panels = tracker.panels()
+                self.panels = view.panels(run)
             if self._flags != len(tracker.flags):  # the latest ones: a run of inf grad norms stays small
                 self._flags = len(tracker.flags)
                 self.flags = tracker.flags[-MAX_FLAGS:]
             self.memory = view.memory(run)
+        if run.state in LIVE and self._display_id is not None and self._shown != (run.state, run.checkpoint):
+            self._update_display()  # a checkpoint while training: the saved snapshot follows (finish: the end)
+
+    def follow(self, run: Any) -> None:
+        """Show `run` from now on (Resume: the run that continues this one)."""
+        if self in self.run.views:
+            self.run.views.remove(self)
+        run.views[:] = [v for v in run.views if not isinstance(v, Dashboard)]  # the one jp.train made
+        with self._lock:
+            self.run, self._pending, self._count, self._charted = run, {}, 0, {}
+            self._keys = self._flags = -1
+        self._resume_error = ""
+        run.dashboard = self
+        run.watch(self)
+        self.params = _param_data(run.model)
+        self.begin()
 
     def begin(self) -> None:
         """Training (re)starts: the history so far (a resumed run's) goes to every view."""
@@ -129,29 +154,42 @@ class Dashboard(anywidget.AnyWidget):
         self.refresh()
 
     def finish(self) -> None:
-        """The run ended: last points and status, then the static snapshot in place of the widget."""
+        """The run ended: last points and status; the output's snapshot shows the end (the live
+        view stays while the kernel lives: its charts, and Resume)."""
         self.flush()
-        if self._display_id is not None:
-            from IPython.display import update_display
-
-            update_display(self.static_bundle(), raw=True, display_id=self._display_id)
+        self._update_display()
 
     # ---- display -------------------------------------------------------------------------
 
     def static_bundle(self) -> dict[str, str]:
+        """The snapshot alone: what a front end without widgets, or without this kernel, shows."""
         from .snapshot import html_snapshot
 
         return {"text/html": html_snapshot(self.run), "text/plain": self.run.describe()}
 
+    def bundle(self, live: bool = True) -> dict[str, Any]:
+        """The output: the snapshot, and the widget's view beside it while the widget is open."""
+        data: dict[str, Any] = self.static_bundle()
+        widget = super()._repr_mimebundle_() if live and self.comm is not None else None
+        if widget is not None:
+            data = {**widget[0], **data}
+        self._shown = (self.run.state, self.run.checkpoint)
+        return data
+
+    def _update_display(self) -> None:
+        if self._display_id is None:
+            return
+        from IPython.display import update_display
+
+        update_display(self.bundle(), raw=True, display_id=self._display_id)
+
     def show(self, live: bool | None = None) -> None:
-        """Display the dashboard: live while the run is (None), or as asked."""
+        """Display the dashboard: the live view with its snapshot beside it, or (live=False) the
+        snapshot alone."""
         from IPython.display import display
 
         self._display_id = self._display_id or uuid.uuid4().hex
-        live = self.run.state in LIVE if live is None else live
-        widget = super()._repr_mimebundle_()
-        bundle = widget[0] if live and widget is not None else self.static_bundle()
-        display(bundle, raw=True, display_id=self._display_id)
+        display(self.bundle(live=live is not False), raw=True, display_id=self._display_id)
 
     def _ipython_display_(self) -> None:
         self.show()
@@ -167,6 +205,19 @@ class Dashboard(anywidget.AnyWidget):
             self.refresh()
         elif kind == "sync":
             self.resync()
+        elif kind == "resume":
+            self._resume()
+        elif kind == "plotly":  # the page's first chart: plotly itself
+            plotly_asset.answer(self, content)
+
+    def _resume(self) -> None:
+        from .resume import resume
+
+        try:
+            resume(self)
+        except PlanError as err:  # said on the dashboard: the click came from the page, not a cell
+            self._resume_error = str(err)
+            self.refresh()
 
 
 def _param_data(model: Any) -> dict[str, Any]:

@@ -6,8 +6,10 @@ members of which group are ticked, and a rank and alpha per group. It turns into
 API all speak the same value. Every edit is checked before it is kept: a bad value raises a
 PlanError naming the key, and the draft stays as it was.
 
-Module groups become `target_modules` (`ModelMap.targets_for`: names where they select
-exactly the ticks, else a pattern); groups of fused expert tensors become LoRA's
+Module groups become the shortest readable `target_modules`: names where they select exactly
+the ticks; else names with `layers_to_transform` (and `layers_pattern` where peft needs it)
+when every ticked group has the same layers ticked; else `ModelMap.targets_for` (roles, a short
+regex per layer choice, full paths). Groups of fused expert tensors become LoRA's
 `target_parameters`.
 """
 
@@ -33,6 +35,7 @@ _MLP = re.compile(
     re.IGNORECASE,
 )
 _PLAN_CARRIED = ("quantization", "base", "adapter_name", "train")
+_LAYER_KEYS = ("layers_to_transform", "layers_pattern")  # written from the ticks (see the docstring)
 _QUANT_PREFIXES = ("bnb_", "llm_int8_")  # bitsandbytes options, flat in the plan's keys
 
 
@@ -60,9 +63,10 @@ class Draft:
         """Rank and alpha keys of a loaded plan that are patterns, not groups: kept as written."""
         self.carried: dict[str, Any] = {}
         """Plan keys the studio does not edit (train, base, quantization...): kept as loaded."""
-        # a loaded plan's own target_modules / target_parameters, with the ticks they made:
-        # written back as they were while the ticks are unchanged (exact round trip)
+        # a loaded plan's own target_modules / target_parameters / layer options, with the ticks
+        # they made: written back as they were while the ticks are unchanged (exact round trip)
         self._written: dict[str, tuple[frozenset[str], Any]] = {}
+        self._derived: dict[frozenset[str], tuple[Any, dict[str, Any]]] = {}
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -99,7 +103,36 @@ class Draft:
         paths = self.paths()
         if not paths and self.parameter_keys():
             return None
-        return self._as_written("target_modules", paths, lambda: self.model_map.targets_for(paths))
+        return self._targets_and_layers(paths)[0]
+
+    def layer_options(self) -> dict[str, Any]:
+        """`layers_to_transform` / `layers_pattern` the ticks are written with ({} where names
+        or a pattern say it all, or the user set them as options)."""
+        paths = self.paths()
+        return self._targets_and_layers(paths)[1] if paths else {}
+
+    def _targets_and_layers(self, paths: list[str]) -> tuple[Any, dict[str, Any]]:
+        ticks = frozenset(paths)
+        written = self._written.get("target_modules")
+        if written is not None and written[0] == ticks:  # the loaded plan's (or the all-linear preset's)
+            kept = self._written.get("layers")
+            return copy.deepcopy(written[1]), copy.deepcopy(kept[1]) if kept and kept[0] == ticks else {}
+        if ticks not in self._derived:
+            self._derived = {ticks: self._derive(paths)}  # the last one: the ticks change click by click
+        targets, layers = self._derived[ticks]
+        return copy.deepcopy(targets), dict(layers)
+
+    def _derive(self, paths: list[str]) -> tuple[Any, dict[str, Any]]:
+        """names; else names + layers_to_transform (+ layers_pattern); else targets_for."""
+        names = sorted({p.rsplit(".", 1)[-1] for p in paths})
+        want = set(paths)
+        if set(self.model_map.match(names)) == want:
+            return names, {}
+        if "layers_to_transform" in self.spec.options and not any(k in self.options for k in _LAYER_KEYS):
+            for layers in _layer_forms(self.model_map, paths):
+                if set(self.model_map.match(names, **layers)) == want:
+                    return names, layers
+        return self.model_map.targets_for(paths), {}
 
     def target_parameters(self) -> list[str] | None:
         keys = self.parameter_keys()
@@ -122,6 +155,7 @@ class Draft:
             ):
                 if value is not None:
                     data[key] = value
+            data.update(self.layer_options())
         ranks = {**self.patterns["ranks"], **{k: v for k, v in self.ranks.items() if self._is_picked(k)}}
         alphas = {**self.patterns["alphas"], **{k: v for k, v in self.alphas.items() if self._is_picked(k)}}
         if ranks and spec.has_rank_pattern:
@@ -203,9 +237,13 @@ class Draft:
             targets = _targets_or_default(plan, model_map, bool(params))
             extra = {"target_parameters": params} if params else {}
             draft.pick_paths(model_map.match(targets, **extra, **match_options(options)))
+            # layers_to_transform / layers_pattern beside target_modules say which ticks: the
+            # tree's from now on (kept as written while the ticks are unchanged)
+            layers = {k: options.pop(k) for k in _LAYER_KEYS if k in options and plan.target_modules is not None}
             draft._written = {
                 "target_modules": (frozenset(draft.paths()), copy.deepcopy(plan.target_modules)),
                 "target_parameters": (draft._parameter_ticks(), copy.deepcopy(params)),
+                "layers": (frozenset(draft.paths()), layers),
             }
         for key, target in (("ranks", draft.ranks), ("alphas", draft.alphas)):
             for name, value in getattr(plan, key).items():
@@ -260,13 +298,37 @@ class Draft:
         table[role] = kind(value)
 
 
+def _layer_forms(model_map: ModelMap, paths: list[str]) -> list[dict[str, Any]]:
+    """`layers_to_transform` (alone, then with `layers_pattern`) for ticks that are the same
+    layers of every ticked group; [] when the groups' layers differ or a group has none."""
+    found: dict[str, set[int]] = {}
+    patterns: set[str] = set()
+    for path in paths:
+        group = model_map.group_of(path)
+        if group is None or "*" not in group.template.split("."):
+            return []
+        layer = group.layers[group.paths.index(path)] if path in group.paths else None
+        if layer is None:
+            return []
+        found.setdefault(group.role, set()).add(layer)
+        patterns.add(group.template.split(".*", 1)[0].rsplit(".", 1)[-1])  # model.layers.* -> layers
+    chosen = {frozenset(v) for v in found.values()}
+    if len(chosen) != 1:
+        return []
+    layers = sorted(next(iter(chosen)))
+    forms: list[dict[str, Any]] = [{"layers_to_transform": layers}]
+    if len(patterns) == 1:
+        forms.append({"layers_to_transform": layers, "layers_pattern": next(iter(patterns))})
+    return forms
+
+
 def _targets_or_default(plan: Plan, model_map: ModelMap, has_parameters: bool) -> Any:
     """The plan's target_modules, else peft's default for the model (which peft adds even
     beside target_parameters); None where there is no default but expert tensors are named."""
     if plan.target_modules is not None:
         return plan.target_modules
     try:
-        return default_targets(plan.method_spec, model_map)
+        return default_targets(plan.method_spec, model_map, plan.options)
     except PlanError:
         if has_parameters:
             return None

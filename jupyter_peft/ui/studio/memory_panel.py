@@ -207,12 +207,23 @@ def _setup_text(s: dict[str, Any]) -> str:
     )
 
 
+def plan_label(plan: Any, label: str) -> str:
+    """A "what fits" row's name for the studio's own plan: with its per-group ranks, so a plan
+    with `self_attn.q_proj: 32` does not read as plain `lora r=8`."""
+    ranks = getattr(plan, "ranks", None) or {}
+    if not ranks or not label.startswith(f"{plan.method} r="):
+        return label
+    shown = ", ".join(f"{k} {v}" for k, v in list(ranks.items())[:2]) + (", …" if len(ranks) > 2 else "")
+    return f"{label} ({shown})"
+
+
 def what_fits(est: Any) -> dict[str, Any]:
     """Full fine-tuning, LoRA and QLoRA with and without checkpointing on the estimate's GPU,
     and, when the step does not fit, what to change (each change estimated)."""
+    plan = getattr(est.setup, "plan", None)
     rows = [
         {
-            "label": r.label,
+            "label": plan_label(plan, r.label) if plan is not None else r.label,
             "checkpointing": "on" if r.gradient_checkpointing else "off",
             "total_text": size_text(r.total_bytes),
             "fits": bool(r.fits),

@@ -12,6 +12,7 @@ from typing import Any
 from ...model.counting import Count
 from ...model.modelmap import Group, ModelMap
 from ...plan import methods
+from ..param_chart import percent_text
 from .draft import Draft, block_of
 
 _OUTSIDE = {
@@ -148,7 +149,9 @@ def targetable(model_map: ModelMap, spec: methods.Method) -> dict[str, bool | No
     return out
 
 
-def numbers(count: Count) -> dict[str, Any]:
+def numbers(count: Count, base_total: int) -> dict[str, Any]:
+    """The live count of a plan; `base_total`: the model's parameters without an adapter (the
+    header's number), which the total with the adapter is explained by."""
     per_group = {
         role: {
             "targeted": count.targeted.get(role, 0),
@@ -164,11 +167,21 @@ def numbers(count: Count) -> dict[str, Any]:
         "added_bytes": count.added_bytes,
         "trainable_text": count_text(count.trainable),
         "total_text": count_text(count.total),
-        "percent_text": f"{count.percent:.4f}%",
+        "percent_text": percent_text(count.percent),
+        "share_text": share_text(count.percent, count.total, base_total),
         "added_text": bytes_text(count.added_bytes),
         "other_text": count_text(count.other.trainable) if count.other.trainable else "",
         "per_group": per_group,
     }
+
+
+def share_text(percent: float, total: int, base_total: int) -> str:
+    """"1.79% of 4,817,152 with the adapter (the model's 4,731,136 + 86,016)": the share of the
+    total peft reports, and how it relates to the model's own count in the header."""
+    added = total - base_total
+    if added <= 0:
+        return f"{percent_text(percent)} of {total:,}"
+    return f"{percent_text(percent)} of {total:,} with the adapter (the model's {base_total:,} + {added:,})"
 
 
 def warnings(draft: Draft, adapted: list[str] | None) -> list[str]:
@@ -226,7 +239,7 @@ def summary_record(summary: Any) -> dict[str, Any]:
         "trainable": summary.trainable,
         "trainable_text": count_text(summary.trainable),
         "total_text": count_text(summary.total),
-        "percent_text": f"{summary.percent:.4f}%",
+        "percent_text": percent_text(summary.percent),
         "rows": [
             {
                 "role": r.role,

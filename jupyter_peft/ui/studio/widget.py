@@ -14,12 +14,20 @@ thread (never from the model's weights), and sets the `memory` trait when done.
 The "write cell" button is the browser's: it hands the `cell` text to the jupyter-peft
 JupyterLab extension (labextension/), which inserts it below the widget's cell; without the
 extension (VS Code, Colab) the page shows the text with a Copy button.
+
+The output is the widget and, beside it, the studio as static HTML (static_view.py), which a
+notebook reopened without its kernel shows (the extension falls back to it when the widget's
+model is gone; nbviewer and GitHub show it anyway). The studio keeps it up to date: a moment
+after each change where the page has the extension (updating the output there keeps the live
+view as it is), else after each cell.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,15 +37,17 @@ import traitlets as t
 
 from ..._errors import PlanError
 from ...memory.settings import read_model
-from ...model.adapt import applied_plan, apply, as_plan, check
+from ...model.adapt import applied_plan, apply, as_plan, check, find_peft_model
 from ...model.counting import Count, ParamCounter
 from ...model.modelmap import inspect
 from ...model.summary import summarize
 from ...session import session
+from .. import plotly_asset
 from ..latest import Latest
 from ..param_chart import from_count
 from . import memory_panel, state
 from .draft import Draft
+from .static_view import studio_html, studio_text
 
 _STATIC = Path(__file__).resolve().parents[2] / "static"
 
@@ -108,7 +118,12 @@ class Studio(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self._sync = threading.RLock()  # trait updates come from the kernel's thread and the estimator's
         self._estimator = Latest()
+        self._viewer = Latest(delay=0.4, max_delay=2.0, name="jupyter_peft studio view")
+        self._display_id: str | None = None
+        self._shown = ""  # the static HTML the output carries now
+        self._often = False  # the page has the jupyter-peft extension: update the output after each change
         session().studios.add(self)
+        session().after_each_cell("studios", _recheck_studios)
         self.model = model
         self.peft_model: Any = None
         """The PeftModel the last Apply made."""
@@ -149,20 +164,22 @@ class Studio(anywidget.AnyWidget):
     # ---- commands from the page ----------------------------------------------------------------
 
     def _on_msg(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
-        import time
-
+        if plotly_asset.answer(self, content):  # the page's first chart: plotly itself
+            return
         kind = content.get("kind")
         handler = getattr(self, f"_cmd_{kind}", None) if isinstance(kind, str) else None
         if handler is None:
             return
         start = time.perf_counter()
         with self._batch():
+            self.recheck()
             handler(content)
             self.timing = {
                 "kind": kind,
                 "ms": round(1000 * (time.perf_counter() - start), 1),
                 "seq": content.get("seq"),
             }
+        self._view_changed()
 
     def _cmd_pick(self, msg: dict[str, Any]) -> None:
         self._edit("selection", self._draft.pick, msg.get("role"), msg.get("members"), bool(msg.get("on", True)))
@@ -189,6 +206,10 @@ class Studio(anywidget.AnyWidget):
 
     def _cmd_apply(self, _msg: dict[str, Any]) -> None:
         self.apply()
+
+    def _cmd_view(self, msg: dict[str, Any]) -> None:
+        """A view was drawn; `extension`: its page has the jupyter-peft extension (see the module docstring)."""
+        self._often = self._often or bool(msg.get("extension"))
 
     def _cmd_memory(self, msg: dict[str, Any]) -> None:
         changed = [k for k in msg if k not in ("kind", "seq")]
@@ -224,6 +245,8 @@ class Studio(anywidget.AnyWidget):
             self.status = "failed"
             return None
         self.peft_model = peft_model
+        plan_now = applied_plan(peft_model)
+        self._applied = (peft_model, peft_model.active_adapter, plan_now[1] if plan_now else None)
         if self._user_ns is not None:
             self._user_ns[self._bind_as] = peft_model
         self._map = inspect(peft_model)
@@ -231,10 +254,36 @@ class Studio(anywidget.AnyWidget):
         self._draft.model_map = self._map
         with self._batch():
             self.groups = [state.group_record(g) for g in self._map.groups]
-            self.summary = {**state.summary_record(summarize(peft_model)), "bound_to": self._bound_name()}
+            self.summary = {
+                **state.summary_record(summarize(peft_model)),
+                "bound_to": self._bound_name(),
+                "applied_at": time.strftime("%H:%M:%S"),
+                "stale": "",
+            }
             self.status = "applied"
             self._refresh()
         return peft_model
+
+    def recheck(self) -> None:
+        """Say so when what the studio applied is no longer what the model carries (a later
+        cell replaced the adapter, switched it, or merged it): the summary then tells when it
+        was true instead of claiming it still is. Run after every cell and every command."""
+        applied = getattr(self, "_applied", None)
+        if applied is None or not self.summary:
+            return
+        peft_model, adapter, plan = applied
+        now = find_peft_model(self.model)
+        if now is not peft_model or adapter not in getattr(now, "peft_config", {}):
+            stale = "the model no longer carries this adapter (a later cell replaced or merged it)"
+        elif session().plans_of(now).get(adapter) is not plan:
+            stale = f"adapter {adapter!r} was replaced by a later plan"
+        elif now.active_adapter != adapter:
+            stale = f"the active adapter is now {now.active_adapter!r}"
+        else:
+            stale = ""
+        if stale != self.summary.get("stale", ""):
+            self.summary = {**self.summary, "stale": stale}
+            self._view_changed()
 
     def _bound_name(self) -> str | None:
         return self._bind_as if self._user_ns is not None else None
@@ -270,7 +319,8 @@ class Studio(anywidget.AnyWidget):
         else:
             self.issues, self.cell = [], _cell_text(self.model_info.get("name", "model"), plan, self._bind_as)
         empty = not draft.paths() and not draft.parameter_keys() and draft.spec.targets_modules
-        self.numbers = state.numbers(count) if count else (state.numbers(_zero(self._counter)) if empty else {})
+        shown = count or (_zero(self._counter) if empty else None)
+        self.numbers = state.numbers(shown, self._counter.base_total) if shown else {}
         self.chart = from_count(self._map, count)
         self.warnings = state.warnings(draft, adapted)
         self._estimate(plan if count is not None else None)
@@ -308,6 +358,7 @@ class Studio(anywidget.AnyWidget):
         with self._sync:
             if self._estimator.is_current(seq):
                 self.memory = panel
+        self._view_changed()
 
     def wait_estimate(self, timeout: float | None = 60) -> bool:
         """Block until the memory panel shows the estimate for the current settings."""
@@ -319,8 +370,50 @@ class Studio(anywidget.AnyWidget):
         with self._sync, self.hold_sync():
             yield
 
+    # ---- the output: the widget and its static view ------------------------------------------
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        self._display_id = self._display_id or uuid.uuid4().hex
+        display(self._repr_mimebundle_()[0], raw=True, display_id=self._display_id)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The widget's view, and the studio as static HTML and text beside it."""
+        with self._sync:
+            state_now = {name: getattr(self, name) for name in self.trait_names(sync=True) if not name.startswith("_")}
+        self._shown = studio_html(state_now)
+        data: dict[str, Any] = {"text/plain": studio_text(state_now), "text/html": self._shown}
+        widget = super()._repr_mimebundle_(**kwargs) if self.comm is not None else None
+        return ({**widget[0], **data} if widget else data), {}
+
+    def __repr__(self) -> str:
+        return f"<Studio: {self.method} on {self.model_info.get('cls')} {self.model_info.get('name')}>"
+
+    def _view_changed(self) -> None:
+        """The studio changed: bring the output's static view up to date, soon (see the module docstring)."""
+        if self._display_id is not None and self._often:
+            self._viewer.request(lambda seq: self._update_display(seq))
+
+    def _update_display(self, seq: int | None = None) -> None:
+        if self._display_id is None or (seq is not None and not self._viewer.is_current(seq)):
+            return
+        before = self._shown
+        bundle, _ = self._repr_mimebundle_()
+        if bundle["text/html"] != before:
+            from IPython.display import update_display
+
+            update_display(bundle, raw=True, display_id=self._display_id)
+
+    def after_cell(self) -> None:
+        """After each cell: what it applied still holds? and the output's static view up to date."""
+        self.recheck()
+        if self._display_id is not None and not self._often:
+            self._update_display()
+
     def close(self) -> None:
         self._estimator.close()
+        self._viewer.close()
         session().studios.discard(self)
         super().close()
 
@@ -332,6 +425,15 @@ def _read_model(model: Any) -> tuple[Any, str | None]:
         return read_model(model), None
     except PlanError:  # its only refusal: no config to build the model from
         return None, f"{type(model).__name__} is not a transformers model (the estimate reads its config)"
+
+
+def _recheck_studios(result: Any = None) -> None:
+    """After each cell: every open studio says whether what it applied still holds."""
+    for studio in list(session().studios):
+        try:
+            studio.after_cell()
+        except Exception:  # noqa: BLE001 - a studio must never break the user's cell
+            pass
 
 
 def _applied_plan(model: Any) -> Any:

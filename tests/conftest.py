@@ -89,6 +89,7 @@ def _close_studios():
 
     for studio in list(session().studios):
         studio.close()
+        studio._estimator.wait(120)  # an estimate already running finishes here, not in the next test
 
 
 @pytest.fixture(autouse=True)

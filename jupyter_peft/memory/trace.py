@@ -317,6 +317,7 @@ class PeakTracker(MemTracker):
 
     def __init__(self, exclude: tuple[Any, ...] = ()) -> None:
         super().__init__()
+        self._only_this_thread()
         self.exclude = exclude
         self.phase_peak = 0
         self._peak = 0
@@ -325,6 +326,24 @@ class PeakTracker(MemTracker):
         what `allocator.replay` turns into reserved memory."""
         self.step_start = 0
         """Index in `events` where the training step began (before it: weights, optimizer state)."""
+
+    def _only_this_thread(self) -> None:
+        """torch's ModTracker hooks every module of the process (global forward hooks), so a
+        simulation on the studio's background thread would also fire on the user's own model
+        running on another thread (and raise "The Module hierarchy tracking is wrong" there).
+        Its hooks act only on the thread that made this tracker; dispatch modes are per thread."""
+        import threading
+
+        mods, owner = self._mod_tracker, threading.get_ident()
+        pre, post = mods._fw_pre_hook, mods._fw_post_hook
+
+        def pre_hook(mod: Any, args: Any) -> Any:
+            return pre(mod, args) if threading.get_ident() == owner else None
+
+        def post_hook(mod: Any, args: Any, output: Any) -> Any:
+            return post(mod, args, output) if threading.get_ident() == owner else None
+
+        mods._fw_pre_hook, mods._fw_post_hook = pre_hook, post_hook
 
     def _update_snap(self, u_type: Any, winfo: Any, old_mem_consumed: Any = None, old_reftype: Any = None) -> None:
         super()._update_snap(u_type, winfo, old_mem_consumed, old_reftype)

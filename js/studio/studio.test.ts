@@ -30,8 +30,8 @@ function baseState(): State {
     model_info: { name: "model", cls: "LlamaForCausalLM", task_type: "CAUSAL_LM", total: 106816, total_text: "106,816", total_short: "106.8K", modules: 21 },
     groups: [group("self_attn.q_proj"), group("mlp.down_proj", 4, { block: "mlp" }), group("lm_head", 1, { section: "head" })],
     method_choices: [
-      { name: "lora", prompt_learning: false, targets_modules: true, per_group_rank: true, per_group_alpha: true },
-      { name: "prefix_tuning", prompt_learning: true, targets_modules: false, per_group_rank: false, per_group_alpha: false },
+      { name: "lora", prompt_learning: false, targets_modules: true, per_group_rank: true, per_group_alpha: true, description: "" },
+      { name: "prefix_tuning", prompt_learning: true, targets_modules: false, per_group_rank: false, per_group_alpha: false, description: "" },
     ],
     method: "lora", option_fields: FIELDS, options: {}, defaults: { rank: 8, alpha: 8 },
     picked: { "self_attn.q_proj": [0, 1, 2, 3] }, ranks: {}, alphas: {},
@@ -258,6 +258,15 @@ describe("cell and cleanup", () => {
     document.removeEventListener("jupyter-peft:insert-cell", listener);
     expect(code).toBe("%%peft model\nmethod: lora\ntarget_modules: [q_proj]\n");
     expect(root.textContent).toContain("written below this cell");
+  });
+
+  it("a method with a description says what it is under the picker", async () => {
+    const { model, root } = mount();
+    const choices = [...model.get("method_choices"), { name: "bottleneck", prompt_learning: false, targets_modules: true,
+      per_group_rank: false, per_group_alpha: false, description: "Bottleneck adapters (Houlsby et al. 2019)" }];
+    await model.set({ method_choices: choices, method: "bottleneck" });
+    expect(root.textContent).toContain("Bottleneck adapters (Houlsby et al. 2019)");
+    expect(root.querySelector<HTMLOptionElement>("option[value=bottleneck]")!.title).toContain("Houlsby");
   });
 
   it("the written-cell note says when the plan changed since it was written", async () => {

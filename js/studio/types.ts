@@ -32,6 +32,8 @@ export interface MethodChoice {
   targets_modules: boolean;
   per_group_rank: boolean;
   per_group_alpha: boolean;
+  /** One line on what the method is, with its references ("" for peft's own methods). */
+  description: string;
 }
 
 export interface OptionField {

@@ -177,7 +177,7 @@ export class StudioView {
     this.renderHeader(state);
     this.tree.update(state, Boolean(method?.per_group_rank), Boolean(method?.per_group_alpha));
     this.parts.treeNote.textContent = method && !method.targets_modules
-      ? `${method.name} learns virtual tokens: it adapts no modules.` : "";
+      ? `${method.name} learns virtual tokens: it adapts no modules.` : method?.description ?? "";
     this.form.update(state);
     this.parts.formTitle.textContent = `${state.method} options (from peft's ${state.method} config)`;
     this.renderNumbers(state);
@@ -201,7 +201,7 @@ export class StudioView {
   }
 
   private buildMethods(choices: MethodChoice[]): void {
-    fill(this.parts.method, ...choices.map((m) => h("option", { value: m.name, text: m.name })));
+    fill(this.parts.method, ...choices.map((m) => h("option", { value: m.name, text: m.name, title: m.description })));
   }
 
   private renderHeader(state: State): void {

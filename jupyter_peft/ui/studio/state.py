@@ -117,6 +117,7 @@ def method_records() -> list[dict[str, Any]]:
                 "targets_modules": spec.targets_modules,
                 "per_group_rank": spec.has_rank_pattern and spec.rank_option is not None,
                 "per_group_alpha": spec.has_alpha_pattern and spec.alpha_option is not None,
+                "description": spec.description,
             }
         )
     return out

@@ -19,22 +19,11 @@ from typing import Any
 
 from .._compat import silence_library_noise
 from .._errors import PlanError, unknown
+from ..data.checks import COLUMNS
 from ..plan.plan import Plan
 from ..plan.train_config import RUN_KEYS, TRAINERS, check_train, config_fields, trainer_config
 from . import folders
 
-# Columns each trainer reads, as alternatives (any one set must be present). SFT's text
-# column is its config's `dataset_text_field`, filled in below.
-_COLUMNS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "sft": (("messages",), ("prompt", "completion")),
-    "dpo": (("chosen", "rejected"),),
-    "orpo": (("chosen", "rejected"),),
-    "cpo": (("chosen", "rejected"),),
-    "reward": (("chosen", "rejected"),),
-    "kto": (("prompt", "completion", "label"),),
-    "grpo": (("prompt",),),
-    "rloo": (("prompt",),),
-}
 # Trainer arguments we pass ourselves.
 _OURS = ("model", "args", "train_dataset", "eval_dataset", "processing_class", "reward_funcs", "callbacks")
 
@@ -165,9 +154,9 @@ def _check_data(name: str, data: Any, key: str, train: dict[str, Any], init_kwar
         raise PlanError(f"{key} is empty (0 rows): there is nothing to train on", key=f"train.{key}")
     if not isinstance(columns, list) or init_kwargs.get("formatting_func") or init_kwargs.get("data_collator"):
         return  # streaming data, or the user maps rows themselves
-    options = _COLUMNS[name]
-    if name == "sft":
-        options = ((train.get("dataset_text_field", "text"),), *options)
+    options = COLUMNS[name]  # the one table of the columns each trainer reads (data/checks.py)
+    if name == "sft":  # SFT's text column is its config's `dataset_text_field`, tried first
+        options = ((train.get("dataset_text_field", "text"),), *(o for o in options if o != ("text",)))
     found = next((option for option in options if set(option) <= set(columns)), None)
     if found is None:
         wanted = " or ".join("(" + ", ".join(o) + ")" for o in options)

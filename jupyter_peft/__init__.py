@@ -50,6 +50,13 @@ _LAZY: dict[str, tuple[str, str]] = {
     "export": ("exports.api", "export"),
     "merge": ("model.merging", "merge"),
     "demo": ("demo", None),
+    "adapters": ("adapter_bench", "adapters"),
+    "Adapters": ("adapter_bench", "Adapters"),
+    "runs": ("records", "runs"),
+    "compare_runs": ("records", "compare_runs"),
+    "sweep": ("sweeps", "sweep"),
+    "Sweep": ("sweeps", "Sweep"),
+    "launch": ("launching", "launch"),
 }
 
 __all__ = ["PlanError", "load_ipython_extension", "unload_ipython_extension", *_LAZY]

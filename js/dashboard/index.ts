@@ -27,6 +27,17 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls: string, parent: 
   return node;
 }
 
+/** A part of the dashboard below the charts (the samples table, the module heatmap), in its own
+ * file: it gets the custom messages the charts do not take (`onMsg` returns whether it took one). */
+export interface Part {
+  onMsg(msg: any): boolean;
+  redraw?(): void; // the theme changed
+  dispose(): void;
+}
+export type PartFactory = (model: Model, box: HTMLElement, plotly: PlotLib) => Part;
+/** The parts, in display order: each file adds its factory here (one import, one entry). */
+export const PARTS: PartFactory[] = [];
+
 /** Build the view in `root`; returns the cleanup anywidget calls when the view goes. */
 export function mount(model: Model, root: HTMLElement, plotly: PlotLib): () => void {
   ensureStyle(root.ownerDocument, "dashboard", STYLE); // once per page, scoped under .jp-peft-dashboard
@@ -48,6 +59,7 @@ export function mount(model: Model, root: HTMLElement, plotly: PlotLib): () => v
   params.el.classList.add("jp-peft-params");
   box.appendChild(params.el);
   const charts = new Charts(grid, plotly, () => model.get("max_points") ?? 2000);
+  const parts = PARTS.map((make) => make(model, box, plotly));
 
   const onStatus = () => {
     const s: Partial<Status> = model.get("status") ?? {};
@@ -96,6 +108,8 @@ export function mount(model: Model, root: HTMLElement, plotly: PlotLib): () => v
     } else if (msg?.kind === "reset" && msg.series) {
       queued = null; // the reset holds them
       charts.reset(msg.series);
+    } else {
+      for (const part of parts) if (part.onMsg(msg)) break;
     }
   };
   const onStop = () => model.send({ kind: "stop" });
@@ -116,6 +130,7 @@ export function mount(model: Model, root: HTMLElement, plotly: PlotLib): () => v
   const unwatch = onThemeChange(root.ownerDocument, () => {
     charts.redrawAll();
     params.redraw();
+    for (const part of parts) part.redraw?.();
   });
   onStatus(); onProgress(); onPanels(); onFlags(); onMemory(); onParams();
   model.send({ kind: "sync" }); // the history so far arrives as one reset
@@ -129,6 +144,7 @@ export function mount(model: Model, root: HTMLElement, plotly: PlotLib): () => v
     unwatch();
     charts.purge();
     params.purge();
+    for (const part of parts) part.dispose();
     box.remove();
   };
 }

@@ -27,6 +27,10 @@ _HELP = """\
 %peft free                       give back the memory finished runs hold (run.close() for each)
 %peft estimate MODEL [options]   memory a training step will take (see %peft estimate --help)
 %peft export PATH [options]      the plan as a script, TRL config or accelerate config
+%peft data DATASET [--tokenizer T]  a look at the data as the trainer will see it
+%peft adapters [MODEL]           the adapters of a PeftModel: activate, compare, merge, load
+%peft runs [--runs-dir DIR]      every run in the runs folder, to look back on and compare
+%peft launch [options]           train on many processes with accelerate (see %peft launch --help)
 
 %%peft MODEL [--as NAME]         apply the YAML plan in the cell to MODEL, bind NAME (peft_model)
        [--replace]               NAME: a Python name that is no keyword, builtin or IPython name
@@ -173,9 +177,22 @@ class PeftMagics(Magics):
                 from .data import data_magic
 
                 return data_magic(rest, self.shell.user_ns)
+            if command == "adapters":
+                from .adapters import adapters_magic  # issue 17
+
+                return adapters_magic(rest, self.shell.user_ns)
+            if command == "runs":
+                from .runs import runs_magic  # issue 18
+
+                return runs_magic(rest, self.shell.user_ns, runs_dir=self.runs_dir)
+            if command == "launch":
+                from .launch import launch_magic  # issue 20
+
+                return launch_magic(rest, self.shell.user_ns, runs_dir=self.runs_dir)
             if len(words) > 1 and not words[1].startswith("-"):
                 raise PlanError(f"unknown command {command!r}",
-                                choices=["status", "stop", "free", "estimate", "export", "data"])
+                                choices=["status", "stop", "free", "estimate", "export", "data", "adapters", "runs",
+                                         "launch"])
             return self._studio(line)
         except PlanError as err:
             raise _user_error(err) from None

@@ -16,7 +16,17 @@ from ..training.trainer import check as check_trainer
 
 def train_from_plan(peft_model: Any, plan: Any, user_ns: Mapping[str, Any], runs_dir: str = "peft_runs") -> Any:
     """The `%%peft` cell's train block: resolve the notebook names and start the run (the cell
-    shows its dashboard once everything has succeeded)."""
+    shows its dashboard once everything has succeeded). `sweep:` runs a sweep instead
+    (sweeps/), `processes:` launches the run on many processes (launching/)."""
+    block = plan.train or {}
+    if "sweep" in block:
+        from ..sweeps import sweep_from_plan  # issue 18
+
+        return sweep_from_plan(peft_model, plan, runs_dir=runs_dir, **_from_notebook(plan, user_ns))
+    if "processes" in block or "strategy" in block:
+        from ..launching import launch_from_plan  # issue 20
+
+        return launch_from_plan(peft_model, plan, runs_dir=runs_dir, **_from_notebook(plan, user_ns))
     return train(peft_model, plan, runs_dir=runs_dir, **_from_notebook(plan, user_ns))
 
 

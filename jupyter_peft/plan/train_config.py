@@ -57,7 +57,20 @@ RUN_KEYS: dict[str, str] = {
     "reward_funcs": "names of notebook functions (or reward model ids) that score completions (grpo, rloo)",
     "tokenizer": "the name of a notebook variable holding the tokenizer (default: `tokenizer`)",
     "resume_from": "a run folder to continue from (its adapter, optimizer and step count)",
+    # samples while training (training/samples.py)
+    "samples": "prompts to generate from while training (a text or a list of texts)",
+    "sample_every": "generate the samples every N steps (a positive integer; default 50)",
+    "sample_tokens": "tokens generated per sample (a positive integer; default 48)",
+    # per-module diagnostics (diagnostics/)
+    "diagnostics": "per-module gradient and update norms every N steps (a positive integer), or false for none",
+    # sweeps (plan/space.py, sweeps/)
+    "sweep": "a search space: {key: [choices] | {log: [low, high]} | {range: [low, high]} | {int: [low, high]}}",
+    "trials": "how many sweep trials to run (a positive integer)",
+    # launching on many processes (launching/)
+    "processes": "how many training processes `accelerate launch` starts (a positive integer)",
+    "strategy": "how the processes share the work: ddp, fsdp, zero2 or zero3",
 }
+STRATEGIES = ("ddp", "fsdp", "zero2", "zero3")
 # Config fields a run sets itself: a train block that set them would be ignored (and recorded).
 OWN_FIELDS: dict[str, str] = {
     "output_dir": "each run writes its own folder under the runs folder (%config PeftMagics.runs_dir = "
@@ -111,7 +124,33 @@ def check_train(train: Any, lines: dict[tuple[str, ...], int]) -> dict[str, Any]
     return out
 
 
+def _positive_int(name: str, value: Any, where: dict[str, Any]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PlanError(f"{value!r} is not valid: {RUN_KEYS[name]}", value=value, **where)
+    return value
+
+
 def _check_run_key(name: str, value: Any, where: dict[str, Any]) -> Any:
+    if name in ("sample_every", "sample_tokens", "trials", "processes"):
+        return _positive_int(name, value, where)
+    if name == "diagnostics":
+        if value is False:
+            return False
+        return _positive_int(name, value, where)
+    if name == "samples":
+        items = [value] if isinstance(value, str) else value
+        if isinstance(items, list) and items and all(isinstance(v, str) and v.strip() for v in items):
+            return list(items)
+        raise PlanError(f"{value!r} is not valid: expected a prompt or a list of prompts (non-empty texts)",
+                        value=value, **where)
+    if name == "strategy":
+        if value in STRATEGIES:
+            return value
+        raise unknown("strategy", str(value), STRATEGIES, **where)
+    if name == "sweep":
+        from .space import check_space  # the search space's own rules (plan/space.py)
+
+        return check_space(value, where)
     if name == "reward_funcs":
         items = [value] if isinstance(value, str) else value
         if isinstance(items, list) and items and all(isinstance(v, str) and v for v in items):

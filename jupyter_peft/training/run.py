@@ -79,6 +79,8 @@ class Run:
         self.dashboard: Any = None
         """The dashboard widget showing this run, when one was made (jp.train and jp.attach make one)."""
         trainer.add_callback(Recorder(self))
+        # more callbacks of a run, one line each: samples while training (samples.py, issue 17),
+        # per-module diagnostics (diagnostics/, issue 19)
         session().add_run(self)
 
     def watch(self, view: Any) -> None:

@@ -57,4 +57,5 @@ def html_snapshot(run: Any) -> str:
         bars = f"<div style='margin-top:6px'>{shown}</div>"
     return ("<div class='jp-peft-static jp-peft-run-snapshot' style='font-size:13px;"
             "font-family:var(--jp-ui-font-family,sans-serif);color:var(--jp-ui-font-color1,#222)'>"
-            + "".join(lines) + grid + bars + "</div>")
+            + "".join(lines) + grid + bars + "".join(part.html(run) for part in getattr(dash, "parts", []))
+            + "</div>")

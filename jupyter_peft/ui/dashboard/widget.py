@@ -71,6 +71,10 @@ class Dashboard(anywidget.AnyWidget):
         self._display_id: str | None = None
         self._shown: tuple[str, Any] | None = None  # (state, checkpoint) the displayed snapshot shows
         self._resume_error = ""
+        self.parts: list[Any] = []
+        """More views inside the dashboard (samples table, module heatmap): each has `tick(widget)`
+        (send what is new; called with every update, off the training thread), `reset(widget)` (send
+        everything: a new view asked for it) and `html(run)` (its part of the static snapshot)."""
         self.on_msg(self._on_msg)
         self.params = _param_data(run.model)
         self.refresh()
@@ -100,6 +104,8 @@ class Dashboard(anywidget.AnyWidget):
             self._last = time.monotonic()
         if pending:
             self.send({"kind": "points", "series": pending})
+        for part in self.parts:
+            part.tick(self)
         self.refresh()
 
     def refresh(self) -> None:
@@ -151,6 +157,8 @@ class Dashboard(anywidget.AnyWidget):
                 steps, values = tracker.series(key, until=self._count)
                 series[key] = decimate(steps, values, self.max_points)
         self.send({"kind": "reset", "series": series})
+        for part in self.parts:
+            part.reset(self)
         self.refresh()
 
     def finish(self) -> None:

@@ -69,7 +69,9 @@ class Run:
         self._republished = False
         self._foreground = False
         self._restore_sigint = lambda: None
-        self.on_cuda, self._memory_at = _on_cuda(self.model), float("-inf")
+        self.on_cuda = _on_cuda(self.model)
+        self._memory_new: int | None = None  # the monitor's latest sample, until a history row takes it
+        self._monitor: Monitor | None = None
         self.estimate: dict[str, Any] = {}
         """The memory estimate for this run's settings (run_memory.run_estimate), made when training starts."""
         self.closed = False
@@ -284,6 +286,9 @@ class Run:
         self.estimate = run_estimate(self.trainer, self.plan, self.on_cuda)  # before the first step
         self.tracker.begin(state.max_steps, getattr(state, "num_train_epochs", None), self._prior)
         self._prior = []
+        self._memory_new = _memory(self.on_cuda)  # the first row has memory, however short the run
+        self._monitor = Monitor(self)
+        self._monitor.start()
         if self._move("running", when=("ready",)):  # attached: the user called trainer.train() in the cell
             self._foreground = True
             self._claim()
@@ -331,6 +336,8 @@ class Run:
         self._settle()
 
     def _settle(self) -> None:
+        if self._monitor is not None:
+            self._monitor.close()
         self._restore_sigint()
         self._write_history()
         self._save_done.set()
@@ -349,12 +356,10 @@ class Run:
             return True
 
     def _sample_memory(self) -> int | None:
-        """Memory now, at most every MEMORY_EVERY seconds (a file read per step would cost more)."""
-        now = time.monotonic()
-        if now - self._memory_at < MEMORY_EVERY:
-            return None
-        self._memory_at = now
-        return _memory(self.on_cuda)
+        """The memory sample the monitor took since the last history row, if any: the training
+        thread reads an attribute, the file read (or CUDA query) happens on the monitor thread."""
+        sample, self._memory_new = self._memory_new, None
+        return sample
 
     def _write_checkpoint(self) -> Path | None:
         """The trainer's checkpoint at the current step, unless the weights are NaN/inf, or no
@@ -384,6 +389,36 @@ class Run:
         other = session().claim(self, base_id(self.model))
         if other is not None:
             raise busy(other)
+
+
+class Monitor(threading.Thread):
+    """What a run's training thread must not spend its time on, done beside it while the run
+    trains: every MEMORY_EVERY seconds it samples memory (the next history row takes it) and
+    ticks the views (the dashboard serialises and sends what was logged since, and syncs its
+    traits). The training thread's share per step is an append (Run._logged, Dashboard.add)."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(name=f"jupyter_peft monitor {run.folder.name}", daemon=True)
+        self.watched = run
+        self._closing = threading.Event()
+
+    def run(self) -> None:  # threading.Thread's entry point
+        run = self.watched
+        while not self._closing.wait(MEMORY_EVERY):
+            try:
+                run._memory_new = _memory(run.on_cuda)
+                for view in list(run.views):
+                    tick = getattr(view, "tick", None)
+                    if tick is not None:
+                        tick()
+            except Exception:  # noqa: BLE001 - a view's failure must not stop training or the monitor
+                if not self._closing.is_set():
+                    run.notes.append("the dashboard's update failed:\n" + traceback.format_exc(limit=4))
+
+    def close(self) -> None:
+        self._closing.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=5)
 
 
 # ---- every run of the session -------------------------------------------------------------

@@ -31,6 +31,7 @@ export class MemoryPanel {
     p.verdict = h("div", { class: "jp-peft-mem-verdict" });
     p.largest = h("div", { class: "jp-peft-muted jp-peft-mem-largest" });
     p.setup = h("div", { class: "jp-peft-muted jp-peft-mem-setup" });
+    p.data = h("div", { class: "jp-peft-muted jp-peft-mem-data" });
     p.errors = h("div", { class: "jp-peft-error jp-peft-mem-errors" });
     p.fits = h("div", { class: "jp-peft-mem-fits" });
     const details = h("details", { class: "jp-peft-mem-what" }, h("summary", { text: "what fits" }), p.fits);
@@ -42,7 +43,7 @@ export class MemoryPanel {
       "div",
       { class: "jp-peft-memory" },
       h("div", { class: "jp-peft-label", text: "memory estimate (one training step)" }),
-      p.total, p.status, p.bar, p.legend, p.verdict, p.largest, this.buildInputs(), p.errors, p.setup, details,
+      p.total, p.status, p.bar, p.legend, p.verdict, p.largest, this.buildInputs(), p.errors, p.setup, p.data, details,
     );
   }
 
@@ -134,6 +135,8 @@ export class MemoryPanel {
     p.verdict.className = `jp-peft-mem-verdict ${ready && m.gpu ? (m.gpu.fits ? "jp-peft-ok" : "jp-peft-error") : ""}`;
     p.largest.textContent = ready && m.gpu ? m.gpu.largest_batch_text : "";
     p.setup.textContent = ready ? `${m.setup_text} · ${m.peak_text}` : "";
+    p.data.textContent = ready ? m.data_text ?? "" : "";
+    p.data.hidden = !p.data.textContent;
     this.showWhatFits(m);
   }
 

@@ -327,6 +327,7 @@ describe("memory panel", () => {
     ],
     setup: { batch_size: 8, seq_len: 1024, gradient_checkpointing: false },
     setup_text: "lora · batch 8 × 1024 tokens · bfloat16 · no checkpointing · adamw_torch_fused",
+    data_text: "at the longest batch of ds: step 3 of 5, 8 rows × 412 tokens (row lengths 412, 380)",
     gpu: { name: "L4-24GB", bytes: 24152899584, fits: false, verdict: "does not fit on L4-24GB: 5.51 GiB over",
       line: 80.34, largest_batch: 3, largest_batch_text: "largest batch that fits: 3" },
     what_fits: null,
@@ -348,6 +349,13 @@ describe("memory panel", () => {
     expect(panel(root).querySelector(".jp-peft-mem-verdict")!.classList.contains("jp-peft-error")).toBe(true);
     expect(panel(root).textContent).toContain("largest batch that fits: 3");
     expect(panel(root).textContent).toContain("13.00 GiB");
+    // the batch of the data the estimate is for, under the settings
+    const data = panel(root).querySelector(".jp-peft-mem-data") as HTMLElement;
+    expect(data.textContent).toBe("at the longest batch of ds: step 3 of 5, 8 rows × 412 tokens (row lengths 412, 380)");
+    expect(data.hidden).toBe(false);
+    await model.set({ memory: { ...READY, data_text: "" } });
+    expect((panel(root).querySelector(".jp-peft-mem-data") as HTMLElement).hidden).toBe(true);
+    await model.set({ memory: READY });
     // inputs left unset show what the estimate used
     expect(input(root, "batch size").value).toBe("8");
     expect(input(root, "sequence length").value).toBe("1024");
@@ -502,7 +510,7 @@ describe("issue 14: controls say only true things", () => {
     const { model, root } = mount();
     const ready: MemoryEstimate = {
       state: "ready", pending: false, total_bytes: 1, total_text: "1 B", peak_text: "", parts: [],
-      setup: { batch_size: 8, seq_len: 1024, gradient_checkpointing: false }, setup_text: "", gpu: null, what_fits: null,
+      setup: { batch_size: 8, seq_len: 1024, gradient_checkpointing: false }, setup_text: "", data_text: "", gpu: null, what_fits: null,
     };
     await model.set({ memory: ready });
     const batch = root.querySelector<HTMLInputElement>("input[aria-label='batch size']")!;

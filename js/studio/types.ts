@@ -118,6 +118,8 @@ export interface MemoryEstimate {
   parts: MemoryPart[];
   setup: { batch_size: number; seq_len: number; gradient_checkpointing: boolean };
   setup_text: string;
+  /** Which batch of the data the estimate is for (its step and lengths), or why the plan's data is not used; "" without data. */
+  data_text: string;
   gpu: {
     name: string; bytes: number; fits: boolean; verdict: string; line: number | null;
     largest_batch: number | null; largest_batch_text: string;

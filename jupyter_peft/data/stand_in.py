@@ -61,7 +61,7 @@ def build(dataset: Any, tokenizer: Any, train: dict[str, Any]) -> Any:
         config = trainer_config(block, folder, on_gpu=True, **run_only)
         model = stand_in_model(tokenizer)
         extra = {"ref_model": copy.deepcopy(model)} if name in ("dpo", "kto") else {}
-        with _quiet():
+        with _quiet(), _progress(dataset, name):
             try:
                 return trainer_cls(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                                    **extra)
@@ -81,3 +81,46 @@ def _quiet() -> Iterator[None]:
     finally:
         if on:
             datasets.enable_progress_bars()
+
+
+@contextlib.contextmanager
+def _progress(dataset: Any, trainer: str, after: float = 1.0) -> Iterator[None]:
+    """A progress line in the cell once preparing the data has taken `after` seconds (a large
+    data set: TRL tokenizes every row): what is being done, for how long so far, then how long
+    it took. Nothing is shown for data prepared within the second. Outside IPython: nothing."""
+    import sys
+    import threading
+    import time
+
+    if "IPython" not in sys.modules or threading.current_thread() is not threading.main_thread():
+        yield  # a studio's estimator thread: the panel says it is pending
+        return
+    from IPython import get_ipython
+    from IPython.display import DisplayHandle
+
+    if get_ipython() is None:
+        yield
+        return
+    rows = f"{len(dataset):,} rows" if hasattr(dataset, "__len__") else "the rows"
+    what = f"tokenizing {rows} as TRL's {trainer} trainer will"
+    start, done, shown = time.monotonic(), threading.Event(), []
+
+    def tick() -> None:
+        while not done.wait(after if not shown else 1.0):
+            text = f"{what}: {time.monotonic() - start:.0f} s so far"
+            if not shown:
+                shown.append(DisplayHandle())
+                shown[0].display({"text/plain": text}, raw=True)
+            else:
+                shown[0].update({"text/plain": text}, raw=True)
+
+    thread = threading.Thread(target=tick, name="jupyter_peft data progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        if shown:
+            shown[0].update({"text/plain": f"{what}: done in {time.monotonic() - start:.1f} s"}, raw=True)
+

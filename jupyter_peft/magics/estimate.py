@@ -50,6 +50,9 @@ def _parser() -> _Parser:
     p.add_argument("--loss", choices=["chunked", "full"])
     p.add_argument("--gc", dest="gc", action="store_true", default=None, help="gradient checkpointing on")
     p.add_argument("--no-gc", dest="gc", action="store_false", help="gradient checkpointing off")
+    p.add_argument("--dataset", help="notebook variable holding the training data: the estimate is for its longest "
+                                     "batch (default: the plan's train.dataset, when the notebook defines it)")
+    p.add_argument("--tokenizer", help="notebook variable holding the tokenizer for --dataset (default: tokenizer)")
     p.add_argument("--simulate", action="store_true", help="simulate the step on fake tensors instead")
     p.add_argument("--compare", action="store_true", help="full fine-tuning vs LoRA vs QLoRA, side by side")
     p.add_argument("-h", "--help", action="store_true")
@@ -78,6 +81,8 @@ def estimate_magic(args: list[str], user_ns: dict[str, Any]) -> Any:
         loss=opts.loss,
         quantization=opts.quantization,
         method="simulate" if opts.simulate else "analytic",
+        user_ns=user_ns,
+        **_data(opts, user_ns),
     )
     from IPython.display import display
 
@@ -87,6 +92,21 @@ def estimate_magic(args: list[str], user_ns: dict[str, Any]) -> Any:
     elif est.gpu is not None and not est.fits():
         _show_advice(est)
     return None
+
+
+def _data(opts: argparse.Namespace, user_ns: dict[str, Any]) -> dict[str, Any]:
+    """--dataset and --tokenizer looked up in the notebook (without --dataset: none here; the
+    estimate takes the plan's train.dataset when the notebook defines it)."""
+    if opts.dataset is None:
+        if opts.tokenizer is not None:
+            raise PlanError("--tokenizer goes with --dataset: name the data to tokenize", key="tokenizer")
+        return {}
+    tokenizer_name = opts.tokenizer or "tokenizer"
+    if tokenizer_name not in user_ns:
+        raise PlanError(f"no tokenizer {tokenizer_name!r} in the notebook to tokenize {opts.dataset!r} with: "
+                        "name one with --tokenizer", key="tokenizer",
+                        choices=did_you_mean(tokenizer_name, public(user_ns)))
+    return {"dataset": lookup(user_ns, opts.dataset, "dataset"), "tokenizer": user_ns[tokenizer_name]}
 
 
 def _show_advice(est: Any) -> None:

@@ -57,6 +57,7 @@ def estimate(
     batch: dict[str, Any] | None = None,
     dataset: Any = None,
     tokenizer: Any = None,
+    user_ns: Any = None,
     **options: Any,
 ) -> MemoryEstimate:
     """Peak accelerator memory of one training step of `plan` on `model_or_config`.
@@ -71,7 +72,9 @@ def estimate(
     `dataset` and `tokenizer`: the data the run will train on; the step estimated is the longest
     batch the trainer's sampler builds from it, and `.data` (data.batches.Batches) says at which
     step it comes and the row lengths that make it (`batch_size` and `seq_len` then set the
-    trainer's batch size and max_length).
+    trainer's batch size and max_length). Without `dataset`, the data the plan's `train:` block
+    names (`dataset: ds`, `tokenizer: tok`) is used when the notebook (or `user_ns`) defines it;
+    `.data_note` says when it does not. `dataset=False`: the batch size and sequence length only.
     """
     import time
 
@@ -89,8 +92,14 @@ def estimate(
         dtype=dtype,
         **options,
     )
-    data = None
-    if dataset is not None:
+    data, note, name = None, "", ""
+    if dataset is None and plan is not None:  # the data the plan's train block names, when the notebook has it
+        from ..data.sources import from_train_block
+
+        found = from_train_block(setup.plan, user_ns)
+        dataset, note, name = found.dataset, found.note, found.name
+        tokenizer = tokenizer if tokenizer is not None else found.tokenizer
+    if dataset is not None and dataset is not False:
         setup, data = _longest_batch(setup, plan, dataset, tokenizer, seq_len)
     card = as_gpu(gpu) if gpu is not None else None
     if batch is not None and method != "measure":
@@ -105,7 +114,7 @@ def estimate(
         result.overhead_given = True
     result.seconds = time.perf_counter() - start
     result.plan_source = source
-    result.data = data
+    result.data, result.data_note, result.data_name = data, note, name
     return result
 
 
@@ -120,7 +129,18 @@ def _longest_batch(setup: Any, plan: Any, dataset: Any, tokenizer: Any, seq_len:
         raise PlanError("dataset= needs tokenizer=: the batches are the tokenized rows", key="tokenizer")
     train = train_block(plan, setup.trainer, seq_len, per_device_train_batch_size=setup.batch_size)
     check(dataset, train["trainer"], train.get("dataset_text_field", "text"))
-    found = batches(build(dataset, tokenizer, train))
+    from ..session import session
+
+    # the same data, tokenizer and train block give the same batches: tokenized once per session
+    # (the studio re-estimates on every change; a large data set takes seconds to tokenize)
+    fingerprint = getattr(dataset, "_fingerprint", None)  # a datasets.Dataset's content hash; a list has none
+    if fingerprint is None:
+        found = batches(build(dataset, tokenizer, train))
+    else:
+        tok = (id(tokenizer), getattr(tokenizer, "name_or_path", ""), len(tokenizer) if hasattr(tokenizer, "__len__")
+               else 0, hash(str(getattr(tokenizer, "chat_template", ""))))
+        key = ("batches", fingerprint, tok, repr(sorted(train.items(), key=lambda kv: kv[0])))
+        found = session().profile(key, lambda: batches(build(dataset, tokenizer, train)))
     top = found.longest
     if top is None:
         raise PlanError("the data set gives no batches to train", key="dataset")

@@ -64,6 +64,24 @@ class MemoryEstimate:
     """overhead_bytes was measured and given (it then covers the allocator's gap too)."""
     data: Any = None
     """With a dataset: the batches the trainer will build (data.batches.Batches), the longest first."""
+    data_note: str = ""
+    """Why the estimate is not for the data the plan's train block names (it is not in the notebook)."""
+    data_name: str = ""
+    """The notebook name of the data set, when the train block named it."""
+
+    @property
+    def data_line(self) -> str:
+        """Which batch the estimate is for, in one line: the longest of the data (its step and
+        lengths), or why the plan's data was not used; "" for a plain batch size and length."""
+        top = self.data.longest if self.data is not None else None
+        if top is None:
+            return self.data_note
+        of = f" of {self.data_name}" if self.data_name else ""
+        steps = self.data.items[-1].step if self.data.items else 0
+        lengths = ", ".join(str(n) for n in sorted(top.lengths, reverse=True)[:8])
+        more = ", …" if len(top.lengths) > 8 else ""
+        return (f"at the longest batch{of}: step {top.step} of {steps}, {top.rows} rows × {top.seq_len} tokens "
+                f"(row lengths {lengths}{more})")
 
     @property
     def allocator_bytes(self) -> int:
@@ -97,8 +115,9 @@ class MemoryEstimate:
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{k} {v / GiB:.2f}" for k, v in self.breakdown.items() if v)
+        data = f"; {self.data_line}" if self.data_line else ""
         return (
-            f"MemoryEstimate({self.plan_line}; {self.method}: total {self.total_bytes / GiB:.2f} GiB, "
+            f"MemoryEstimate({self.plan_line}{data}; {self.method}: total {self.total_bytes / GiB:.2f} GiB, "
             f"peak tensors {self.peak_bytes / GiB:.2f} GiB [{parts}])"
         )
 
@@ -146,6 +165,8 @@ class MemoryEstimate:
             "parts": parts,
             "setup": describe(self.setup),
             "gpu": None,
+            "data_line": self.data_line,
+            "data": self.data.to_json() if self.data is not None else None,
         }
         if self.gpu is not None:
             out["gpu"] = {
@@ -249,7 +270,9 @@ def render_html(est: MemoryEstimate) -> str:
         )
     return (
         f"<div class='jp-memory' style='font-family:sans-serif;font-size:13px'>"
-        f"<div>{head}</div><div style='color:#555;margin:2px 0 6px'>{settings}</div>{_svg(est)}"
+        f"<div>{head}</div><div style='color:#555;margin:2px 0 6px'>{settings}</div>"
+        + (f"<div style='color:#555;margin:-4px 0 6px'>{html.escape(est.data_line)}</div>" if est.data_line else "")
+        + f"{_svg(est)}"
         f"<table style='border-collapse:collapse;margin-top:6px'>{rows}</table>"
         f"<div style='color:#777;margin-top:4px'>{note}</div></div>"
     )

@@ -133,12 +133,15 @@ def compute(
     inputs: dict[str, Any],
     publish: Callable[[dict[str, Any]], None],
     wanted: Callable[[], bool],
+    data: Any = None,
 ) -> None:
     """The estimator thread's job: the panel for `plan` on `source` (a `read_model` copy) with
     `inputs`, then, when "what fits" is open and the result is still `wanted`, the panel with
     the comparison. Errors become panels with words: the studio never breaks on them."""
     try:
-        est = estimate(source, plan, **estimate_options(inputs))
+        est = estimate(source, plan, **estimate_options(inputs), **_data_options(data))
+        if data is not None and data.dataset is None:
+            est.data_note = data.note  # the plan names data the notebook does not have
         shown = panel(est)
     except PlanError as err:
         return publish(message("error", err.message))
@@ -150,6 +153,15 @@ def compute(
             publish({**shown, "what_fits": what_fits(est)})
         except Exception as err:  # noqa: BLE001 - the estimate above stays shown
             publish({**shown, "what_fits": {"error": f"{type(err).__name__}: {err}"}})
+
+
+def _data_options(data: Any) -> dict[str, Any]:
+    """`jp.estimate`'s data arguments for the studio's DataSource (data/sources.py): the data set
+    the studio was given or its plan's train block names, or none (`dataset=False`: the panel's
+    batch size and length; the note says why the plan's data is not used)."""
+    if data is None or data.dataset is None:
+        return {"dataset": False}
+    return {"dataset": data.dataset, "tokenizer": data.tokenizer}
 
 
 def panel(est: Any) -> dict[str, Any]:
@@ -168,6 +180,7 @@ def panel(est: Any) -> dict[str, Any]:
         "parts": parts,
         "setup": {k: setup[k] for k in ("batch_size", "seq_len", "gradient_checkpointing")},
         "setup_text": _setup_text(setup),
+        "data_text": data["data_line"],
         "gpu": _gpu_record(est, card, scale) if card else None,
         "what_fits": None,
     }

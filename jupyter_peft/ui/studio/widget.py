@@ -112,9 +112,13 @@ class Studio(anywidget.AnyWidget):
         name: str | None = None,
         user_ns: dict[str, Any] | None = None,
         bind_as: str = "peft_model",
+        dataset: Any = None,
+        tokenizer: Any = None,
         **kwargs: Any,
     ) -> None:
-
+        if dataset is not None and tokenizer is None:
+            raise PlanError("dataset= needs tokenizer=: the memory panel tokenizes the rows as the trainer will",
+                            key="tokenizer")
         super().__init__(**kwargs)
         self._sync = threading.RLock()  # trait updates come from the kernel's thread and the estimator's
         self._estimator = Latest()
@@ -128,6 +132,7 @@ class Studio(anywidget.AnyWidget):
         self.peft_model: Any = None
         """The PeftModel the last Apply made."""
         self._user_ns, self._bind_as = user_ns, bind_as
+        self._data = (dataset, tokenizer)  # the memory panel's data (else the plan's train block names it)
         self._map = inspect(model)
         self._counter = ParamCounter(self._map)
         self._draft = Draft(self._map)
@@ -344,15 +349,26 @@ class Studio(anywidget.AnyWidget):
             self._estimator.cancel()  # an estimate still running is for an older plan
             self.memory = memory_panel.message("off", "no valid plan to estimate")
             return
-        facts, inputs = self._facts, dict(self.memory_inputs)
+        facts, inputs, data = self._facts, dict(self.memory_inputs), self._data_source(plan)
 
         def job(seq: int) -> None:  # on the estimator's thread: the config copy, never the model
             memory_panel.compute(
-                facts, plan, inputs, lambda panel: self._publish(seq, panel), lambda: self._estimator.is_current(seq)
+                facts, plan, inputs, lambda panel: self._publish(seq, panel), lambda: self._estimator.is_current(seq),
+                data,
             )
 
         self.memory = memory_panel.pending(self.memory)
         self._estimator.request(job)
+
+    def _data_source(self, plan: Any) -> Any:
+        """The data the estimate is for: what the studio was given, else what the plan's train
+        block names in the notebook (data/sources.py), else none (the panel's batch and length)."""
+        from ...data.sources import DataSource, from_train_block
+
+        dataset, tokenizer = self._data
+        if dataset is not None:
+            return DataSource(dataset, tokenizer)
+        return from_train_block(plan, self._user_ns)
 
     def _publish(self, seq: int, panel: dict[str, Any]) -> None:
         with self._sync:
@@ -412,8 +428,9 @@ class Studio(anywidget.AnyWidget):
             self._update_display()
 
     def close(self) -> None:
-        self._estimator.close()
-        self._viewer.close()
+        for worker in (getattr(self, "_estimator", None), getattr(self, "_viewer", None)):
+            if worker is not None:  # None: refused in __init__, before they were made
+                worker.close()
         session().studios.discard(self)
         super().close()
 

@@ -19,7 +19,8 @@ the trainer will build from that data, and `est.data` says which step it is (dat
 
 Rooms: settings (what is trained and how), build (the model on meta), trace (fake execution as
 CUDA would run it), step (the training step), probe, states, inventory, analytic, simulate,
-allocator (PyTorch's caching allocator), reserved (allocated to reserved), measure, fit (GPUs,
+allocator (PyTorch's caching allocator), reserved (allocated to reserved), varying (reserved over
+the data's steps of varying length, with method="simulate"), measure, fit (GPUs,
 overhead), sharding (per GPU), options (what-ifs), report (MemoryEstimate).
 `%peft estimate` is magics/estimate.py. May import: plan/, model/, the session, the root helpers.
 """
@@ -107,7 +108,7 @@ def estimate(
             "batch= is the batch method='measure' runs; the other methods use batch_size and seq_len",
             key="batch",
         )
-    result = _run(method, setup, batch, card)
+    result = _run(method, setup, batch, card, data)
     result.gpu = card
     if overhead is not None:
         result.overhead_bytes = int(overhead)
@@ -166,7 +167,7 @@ def _plan_for(model: Any, plan: Any) -> tuple[Any, str]:
     return plan_of(peft_model), f"the adapter {peft_model.active_adapter!r} the model carries"
 
 
-def _run(method: str, setup: Any, batch: Any, card: Any = None) -> MemoryEstimate:
+def _run(method: str, setup: Any, batch: Any, card: Any = None, data: Any = None) -> MemoryEstimate:
     from . import reserved
 
     if method == "analytic":
@@ -189,9 +190,16 @@ def _run(method: str, setup: Any, batch: Any, card: Any = None) -> MemoryEstimat
 
         s = simulate(setup)
         r = reserved.replayed(s.events, s.step_start, card)
+        if data is not None:  # the data's batches in order: blocks cached for other lengths (varying.py)
+            from .varying import over_data
+
+            varied, why = over_data(setup, s, data, card)
+            over_data_bytes = max(varied.reserved_bytes, r.reserved_bytes) if varied is not None else 0
         out = MemoryEstimate(
             s.peak_bytes, s.breakdown, method, setup, modelled_overhead(s.peak_bytes), s.paged_bytes, s.phase
         )
+        if data is not None:
+            out.reserved_over_data, out.reserved_over_data_note = over_data_bytes, why
     else:
         m = measure(setup, batch)
         return MemoryEstimate(m.peak_bytes, m.breakdown, method, setup, m.overhead_bytes, 0, "measured step",

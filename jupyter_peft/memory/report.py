@@ -64,6 +64,14 @@ class MemoryEstimate:
     """overhead_bytes was measured and given (it then covers the allocator's gap too)."""
     data: Any = None
     """With a dataset: the batches the trainer will build (data.batches.Batches), the longest first."""
+    reserved_over_data: int = 0
+    """With a dataset and method="simulate": `max_memory_reserved` over the data's steps in the
+    sampler's order (varying.py: blocks cached for other batch lengths stay reserved), what a card
+    with room to spare shows. Not what must fit: short of memory, the allocator frees its cached
+    blocks and retries before it raises OOM, so `fits` uses the one-length `reserved_bytes`.
+    0: not modelled (one length, or the analytic method)."""
+    reserved_over_data_note: str = ""
+    """Why `reserved_over_data` could not be modelled, when it could not."""
     data_note: str = ""
     """Why the estimate is not for the data the plan's train block names (it is not in the notebook)."""
     data_name: str = ""
@@ -166,6 +174,7 @@ class MemoryEstimate:
             "setup": describe(self.setup),
             "gpu": None,
             "data_line": self.data_line,
+            "reserved_over_data": int(self.reserved_over_data),
             "data": self.data.to_json() if self.data is not None else None,
         }
         if self.gpu is not None:
@@ -267,6 +276,11 @@ def render_html(est: MemoryEstimate) -> str:
         note += (
             f"; reserved {(est.peak_bytes + est.allocator_bytes) / GiB:.2f} GiB "
             f"(max_memory_reserved: {html.escape(parts)})"
+        )
+    if est.reserved_over_data:
+        note += (
+            f"; over the data's steps (other batch lengths' blocks stay cached) max_memory_reserved reaches "
+            f"{est.reserved_over_data / GiB:.2f} GiB on a card with room to spare"
         )
     return (
         f"<div class='jp-memory' style='font-family:sans-serif;font-size:13px'>"

@@ -3,6 +3,8 @@
     peft_runs/20250101-120000-lora-sft/
         plan.yaml              the plan the run was started with
         history.jsonl          one JSON object per logged step (what the charts show)
+        run.json               how it went: state, error, started, ended, steps, max_steps
+                               (written at the start and when the run settles; records/ reads it)
         checkpoint-40/         written on Stop, Save now, the end of training and failures:
             adapter_model.safetensors, adapter_config.json   (load with PeftModel.from_pretrained;
                                    a named adapter is in checkpoint-40/<name>/: `run.adapter_path`)
@@ -59,6 +61,73 @@ def checkpoint_step(path: str | Path) -> int:
 
 def write_plan(folder: Path, plan: Any) -> None:
     (folder / PLAN).write_text(plan.to_yaml())
+
+
+RUN_INFO = "run.json"
+"""How the run ended, for a later kernel (records/): {state, error, started, ended, steps, max_steps}."""
+
+
+def write_run_info(run: Any) -> None:
+    """Write `run.json` for `run`: when it starts (state running) and when it settles (finished,
+    stopped or failed, with its error). `started` is kept from the first write (a resume keeps
+    the first start). Written whole to a temporary file and renamed, so a crash leaves the old
+    one or the new one, never half of either; a disk that refuses it does not fail the run."""
+    folder = Path(run.folder)
+    path = folder / RUN_INFO
+    now = time.time()
+    try:
+        old = read_run_info(folder) or {}
+    except ValueError:
+        old = {}
+    live = run.state in ("running", "stopping")
+    info = {"state": run.state, "error": run.error, "started": old.get("started") or now,
+            "ended": None if live else now, "steps": int(run.step), "max_steps": run.max_steps}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / (RUN_INFO + ".tmp")
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def read_run_info(folder: str | Path) -> dict[str, Any] | None:
+    """`run.json` of `folder` (None when there is none: an older version, or a run that never
+    started); ValueError when it cannot be read as a JSON object."""
+    path = Path(folder) / RUN_INFO
+    if not path.exists():
+        return None
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{RUN_INFO} is damaged ({err})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{RUN_INFO} holds {type(info).__name__}, not an object")
+    return info
+
+
+def read_history_lenient(folder: str | Path) -> tuple[list[dict[str, Any]], str | None]:
+    """(rows of history.jsonl, what was wrong with it or None): the lines that read back, and
+    the first that did not (a run that crashed mid-write cuts its last line short)."""
+    path = Path(folder) / HISTORY
+    if not path.exists():
+        return [], None
+    rows, problem_ = [], None
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as err:
+        return [], f"{HISTORY} cannot be read ({err})"
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            problem_ = problem_ or f"{HISTORY} line {n} is cut short or damaged"
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows, problem_
 
 
 def append_history(folder: Path, rows: list[dict[str, Any]]) -> None:

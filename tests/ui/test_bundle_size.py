@@ -1,5 +1,5 @@
 """JavaScript weight (issue 14): the studio and the dashboard together load at most 1.5 MB, with
-one shared plotly holding only the traces we draw (scatter, bar), and neither widget's bundle
+one shared plotly holding only the traces we draw (scatter, bar, heatmap), and neither widget's bundle
 carrying a plotly of its own. Sizes are printed by bench/bundle_sizes.py."""
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ def test_both_widgets_load_at_most_one_and_a_half_megabytes():
         assert "basePlotModule" not in (bench.STATIC / widget).read_text()
 
 
-def test_the_shared_plotly_draws_scatter_and_bar_only():
+def test_the_shared_plotly_draws_scatter_bar_and_heatmap_only():
     import re
 
     text = (_bench().STATIC / "plotly.js").read_text()
-    assert sorted(set(re.findall(r'moduleType:"trace",name:"(\w+)"', text))) == ["bar", "scatter"]
+    traces = sorted(set(re.findall(r'moduleType:"trace",name:"(\w+)"', text)))
+    assert traces == ["bar", "heatmap", "scatter"]  # heatmap: the module heatmap
     assert text.rstrip().endswith("as default};") or "export{" in text  # an ES module with a default export
 
 

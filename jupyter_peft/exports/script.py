@@ -6,7 +6,9 @@ peft config the notebook passed to `get_peft_model`, `training_config()` the sam
 by `if __name__ == "__main__"`, so a test (or a user) can import it and compare both configs
 with the notebook's. It runs as one process (`python train.py`) or many (`accelerate launch`),
 and refuses to run as one process on a multi-GPU machine, where transformers would silently
-fall back to DataParallel (trl #1303).
+fall back to DataParallel (trl #1303). It carries the callback of link.py, copied verbatim:
+progress as JSON lines in the output folder, and the notebook's Stop / Save now through a
+control file there (jp.launch); run by hand, it only writes metrics.jsonl.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def render(
         parts += [_quantization_function(source), _DEVICE_MAP]
     if source.reward_funcs:
         parts.append(_reward_functions(source))
-    parts += [_load_model(source), _LOAD_DATA, _CHECK_LAUNCH, _main(source), _FOOTER]
+    parts += [_load_model(source), _LOAD_DATA, _CHECK_LAUNCH, _link(), _main(source), _FOOTER]
     return "\n\n\n".join(p.strip("\n") for p in parts if p) + "\n"
 
 
@@ -230,6 +232,19 @@ def report_launch(args):
 '''
 
 
+def _link() -> str:
+    """The callback that links a run to the notebook that launched it (link.py, copied verbatim:
+    progress lines out, Stop / Save now in; by hand it only writes metrics.jsonl)."""
+    from pathlib import Path
+
+    from .link import MARKER
+
+    text = Path(__file__).with_name("link.py").read_text()
+
+    head = "# ---- progress for the notebook, and its Stop / Save now (inert without control.json) ----"
+    return head + "\n" + text.split(MARKER + "\n", 1)[1]
+
+
 def _main(source: Source) -> str:
     spec = _trainer(source)
     quantized = source.quantization != "none"
@@ -268,8 +283,11 @@ def main(argv=None):
         processing_class=tokenizer,
         peft_config=peft_config(),
     )
+    link = notebook_link(args.output_dir)
+    trainer.add_callback(link)
     trainer.train()
     trainer.save_model(options.output_dir)
+    link.done(trainer.state, options.output_dir)
     if args.distributed_state.is_main_process:
         print(f"adapter saved to {{options.output_dir}}", flush=True)
 """

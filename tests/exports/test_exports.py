@@ -104,7 +104,7 @@ def test_script_spells_out_resolved_ranks_and_only_non_defaults(base, tmp_path):
     exports.export(plan, tmp_path / "train.py", model=model, on_gpu=False)
     text = (tmp_path / "train.py").read_text()
     assert "rank_pattern={'model\\\\.layers\\\\.\\\\d+\\\\.self_attn\\\\.q_proj': 16}" in text
-    assert "alpha_pattern={'model\\\\.layers\\\\.\\\\d+\\\\.mlp\\\\.down_proj': 32}" in text  # alphas as written: 32, not 32.0
+    assert "alpha_pattern={'model\\\\.layers\\\\.\\\\d+\\\\.mlp\\\\.down_proj': 32}" in text  # alphas: 32, not 32.0
     assert "lora_dropout=0.1" in text and "r=2," in text and "lora_alpha" not in text  # peft's default alpha
     assert "gradient_accumulation_steps=2" in text and "learning_rate=0.0003" in text
     assert "It adapts 14 modules: self_attn.q_proj x2" in text
@@ -182,6 +182,13 @@ def test_script_trains_as_two_processes_with_the_exported_ddp_config(base, tmp_p
     run = launch(command, tmp_path)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "launched: 2 process(es), MULTI_CPU, backend gloo; global batch 2 x 1 x 2 = 4" in run.stdout
+    import json
+
+    # by hand (no control.json) the notebook link only writes progress lines, and no checkpoint
+    lines = [json.loads(x) for x in (tmp_path / "output" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["event"] for x in lines] == ["begin", "log", "log", "log", "log", "end", "done"]
+    assert lines[0]["global_batch"] == 4 and len(lines[1]["memory"]) == 2
+    assert not list((tmp_path / "output").glob("checkpoint-*"))
 
     from peft import PeftModel
 

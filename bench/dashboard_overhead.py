@@ -8,7 +8,8 @@ Two cases (issue 14's worst case and the demo):
     demo   the package's demo model (jp.demo) with QUICKSTART's LoRA, batch 8, on its own data
 Per repetition each variant trains a fresh trainer, in rotated order (interleaved):
     none        the trainer as `jp.train` builds it (logging every step), no display
-    dashboard   the same plus `jp.attach(trainer)`: recorder callback + streaming widget
+    dashboard   the same plus `jp.attach(trainer)`: the run's callbacks (recorder, per-module
+                diagnostics at their default interval) + the streaming widget
     notebook    the same plus transformers' NotebookProgressCallback (its HTML progress table)
 Speed is steps/s between step `warmup` and the last step, by the wall clock; the figure is the
 best of the repetitions per variant (the least disturbed run on a shared machine) and its ratio
@@ -108,8 +109,11 @@ def measure(case: str, reps: int, steps: int, warmup: int = 10) -> dict[str, lis
             clock = Clock()
             trainer.add_callback(clock)
             if name == "dashboard":
+                before = list(trainer.callback_handler.callbacks)
                 dashboard = jp.attach(trainer)
-                timed(trainer.callback_handler.callbacks[-1])  # the dashboard's recorder
+                for callback in trainer.callback_handler.callbacks:  # the run's recorder and diagnostics
+                    if callback not in before:
+                        timed(callback)
             elif name == "notebook":
                 trainer.add_callback(timed(NotebookProgressCallback()))
             trainer.train()

@@ -9,9 +9,12 @@ import { lazyPlot, loadPlotly, type AssetModel } from "../common/plotly";
 import { ensureStyle } from "../common/style";
 import { onThemeChange } from "../common/theme";
 import { Charts, type PlotLib } from "./charts";
+import { heatmapPart } from "./heatmap";
 import { merge, type SeriesMap } from "./series";
+import { samplesPart } from "./samples";
 import { STYLE } from "./style";
 import type { FromPython, Model, Progress, Status } from "./types";
+import { el } from "../common/el";
 
 export type { Model, Progress, Status } from "./types";
 
@@ -19,13 +22,6 @@ export type { Model, Progress, Status } from "./types";
  * which keeps a slow or busy browser responsive whatever the kernel's update rate. */
 export const DRAW_EVERY_MS = 250;
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls: string, parent: HTMLElement, text = "") {
-  const node = document.createElement(tag);
-  node.className = cls;
-  node.textContent = text;
-  parent.appendChild(node);
-  return node;
-}
 
 /** A part of the dashboard below the charts (the samples table, the module heatmap), in its own
  * file: it gets the custom messages the charts do not take (`onMsg` returns whether it took one). */
@@ -37,6 +33,8 @@ export interface Part {
 export type PartFactory = (model: Model, box: HTMLElement, plotly: PlotLib) => Part;
 /** The parts, in display order: each file adds its factory here (one import, one entry). */
 export const PARTS: PartFactory[] = [];
+PARTS.push(samplesPart); // samples while training (samples.ts)
+PARTS.push(heatmapPart); // per-module signals (heatmap.ts)
 
 /** Build the view in `root`; returns the cleanup anywidget calls when the view goes. */
 export function mount(model: Model, root: HTMLElement, plotly: PlotLib): () => void {

@@ -86,7 +86,52 @@ export interface DashboardState {
 
 /** From Python: new points only, or all points so far (the answer to "sync"); and plotly itself
  * (the answer to "plotly": its code is the message's one buffer, js/common/plotly.ts). */
-export type FromPython = { kind: "points" | "reset"; series: SeriesMap } | { kind: "plotly"; series?: never };
+/** Per-module diagnostics (jupyter_peft/ui/dashboard/modules.py, drawn by heatmap.ts): one sample is
+ * `[step, values]`, `values[signal][module]` in the order of `ModulesMeta.signals` (null: not finite). */
+export type ModuleSample = [number, (number | null)[][]];
+
+/** What the heatmap's columns are: one entry per adapted module, in forward order. */
+export interface ModulesMeta {
+  paths: string[];
+  groups: string[];
+  layers: (number | null)[];
+  ranks: (number | null)[];
+  /** signal key -> its name, in the order of a sample's rows. */
+  signals: Record<string, string>;
+  every: number;
+}
+
+/** The first step whose gradients were not all finite (diagnostics/nan.py). */
+export interface NanReport {
+  step: number;
+  path: string;
+  input_norm: number | null;
+  modules: string[];
+  backward_order: string[];
+  first_bad_input: string | null;
+  text: string;
+}
+
+/** New samples only (and the NaN report once, when it happens); or the columns and every sample so
+ * far; or the rank suggestion. */
+export type ModulesMsg =
+  | { kind: "modules"; samples: ModuleSample[]; nan?: NanReport }
+  | { kind: "modules-reset"; meta: ModulesMeta; samples: ModuleSample[]; nan: NanReport | null }
+  /** Once the run has ended: `run.suggest_ranks()` as a `%%peft` cell, and its reasoning. */
+  | { kind: "modules-suggest"; cell: string; reasoning: string };
+
+/** One sample generated while training (training/samples.py; ui/dashboard/samples.py sends it). */
+export interface SampleRow {
+  step: number;
+  prompt: string;
+  output: string;
+  seconds: number;
+}
+
+/** New samples since the last message, or (`reset`) every sample so far: drawn by samples.ts. */
+export type SamplesMsg = { kind: "samples"; rows: SampleRow[]; reset: boolean };
+
+export type FromPython = { kind: "points" | "reset"; series: SeriesMap } | { kind: "plotly"; series?: never } | ModulesMsg | SamplesMsg;
 
 /** To Python, routed on `kind`: Stop, Save now, Resume, "send me the history" (a new view), and
  * "send plotly" (the first chart on a page, js/common/plotly.ts). */

@@ -86,7 +86,9 @@ class PeftMagics(Magics):
         try:
             plan = Plan.from_yaml(cell)
             if plan.train is not None:
-                check_binding(ns, "peft_run", "--replace" in line.split(), what="the run")
+                binds = "peft_sweep" if "sweep" in plan.train else "peft_run"  # a sweep binds peft_sweep (issue 18)
+                check_binding(ns, binds, "--replace" in line.split(), what="the sweep" if "sweep" in plan.train
+                              else "the run")
             bound, run = self._apply_cell(plan, model_name, ns)
         except PlanError as err:
             raise _user_error(err, cell_offset=1) from None
@@ -100,7 +102,10 @@ class PeftMagics(Magics):
             from ..model.summary import summarize
 
             display(summarize(peft_model))
-        if run is not None:
+        if run is not None and type(run).__name__ == "Sweep":  # train: {sweep: ...} (sweeps/)
+            ns["peft_sweep"] = run
+            display(run)
+        elif run is not None:
             ns["peft_run"] = run
             display(run.dashboard)
         return None
@@ -299,8 +304,8 @@ def check_binding(ns: Mapping[str, Any], name: str, replace: bool, what: str = "
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(value, torch.nn.Module):
         return  # a model (the base, or a PeftModel bound before) is what `--as` replaces
-    if type(value).__name__ == "Run" and type(value).__module__.startswith("jupyter_peft."):
-        return
+    if any(k.__name__ in ("Run", "Sweep") and k.__module__.startswith("jupyter_peft.") for k in type(value).__mro__):
+        return  # a run (a launched one too) or a sweep a cell bound before
     raise PlanError(
         f"`{name}` already holds a {type(value).__name__}; this cell would bind {what} to it. Pick another "
         "name (--as NAME), or add --replace to overwrite it",

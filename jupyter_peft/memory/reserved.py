@@ -54,12 +54,7 @@ class Reserved:
 def replayed(events: list[tuple[int, int]], step_start: int, gpu: Any = None, steps: int = 2,
              settings: dict[str, Any] | None = None) -> Reserved:
     """The steady reserved peak of a simulated step (see the module docstring)."""
-    alloc = CachingAllocator(**(settings if settings is not None else settings_from_env()))  # type: ignore[arg-type]
-    for key, nbytes in events[:step_start]:
-        _apply(alloc, key, nbytes)
-    workspace = cublas_workspace(gpu)
-    for thread in range(2):
-        alloc.malloc(("cublas", thread), workspace)
+    alloc, workspace = started(events, step_start, gpu, settings)
     step = events[step_start:]
     kept = _kept(step)
     for k in range(steps):
@@ -78,6 +73,19 @@ def replayed(events: list[tuple[int, int]], step_start: int, gpu: Any = None, st
         },
         result.segments,
     )
+
+
+def started(events: list[tuple[int, int]], step_start: int, gpu: Any = None,
+            settings: dict[str, Any] | None = None) -> tuple[CachingAllocator, int]:
+    """An allocator holding a run's states (the events before the step) and the two cuBLAS
+    workspaces a training step makes; and the workspace's size."""
+    alloc = CachingAllocator(**(settings if settings is not None else settings_from_env()))  # type: ignore[arg-type]
+    for key, nbytes in events[:step_start]:
+        _apply(alloc, key, nbytes)
+    workspace = cublas_workspace(gpu)
+    for thread in range(2):
+        alloc.malloc(("cublas", thread), workspace)
+    return alloc, workspace
 
 
 def _apply(alloc: CachingAllocator, key: object, nbytes: int) -> None:

@@ -20,8 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .allocator import CachingAllocator, settings_from_env
-from .reserved import Reserved, _apply, _kept, cublas_workspace
+from .reserved import Reserved, _apply, _kept, started
 
 WINDOW = 24
 """Micro-batches replayed before the longest one (the cache's recent past)."""
@@ -64,12 +63,7 @@ def scaled(step: list[tuple[int, int]], powers: list[float], length: float, rows
 def replay_batches(events: list[tuple[int, int]], step_start: int, powers: list[float], data: Any, seq_len: int,
                    rows: int, gpu: Any = None, settings: dict[str, Any] | None = None) -> Reserved:
     """The reserved peak of the data's micro-batches (around the longest) replayed in order."""
-    alloc = CachingAllocator(**(settings if settings is not None else settings_from_env()))  # type: ignore[arg-type]
-    for key, nbytes in events[:step_start]:
-        _apply(alloc, key, nbytes)
-    workspace = cublas_workspace(gpu)
-    for thread in range(2):
-        alloc.malloc(("cublas", thread), workspace)
+    alloc, workspace = started(events, step_start, gpu, settings)
     step = events[step_start:]
     kept = _kept(step)
     top = data.longest

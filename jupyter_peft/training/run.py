@@ -23,7 +23,6 @@ import math
 import os
 import sys
 import threading
-import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,9 @@ class Run:
     """One training run of a trainer; see the module docstring. Build with `jp.train` or `jp.attach`."""
     def __init__(self, trainer: Any, *, plan: Any = None, resume: Path | None = None,
                  prior: list[dict[str, Any]] | None = None, stop_on_nan: bool = True) -> None:
+        from ..diagnostics import watch as watch_modules
         from .callback import Recorder
+        from .samples import Sampler
 
         self.trainer = trainer
         self.model = trainer.model
@@ -83,7 +84,19 @@ class Run:
         trainer.add_callback(Recorder(self))
         # more callbacks of a run, one line each: samples while training (samples.py, issue 17),
         # per-module diagnostics (diagnostics/, issue 19)
+        self.sample_rows: list[dict[str, Any]] = []  # samples.py appends {step, prompt, output, seconds}
+        if plan is not None and (plan.train or {}).get("samples"):
+            trainer.add_callback(Sampler(self, plan.train))
+        self.diagnostics = watch_modules(self)  # per-module signals (diagnostics/); None with `diagnostics: false`
         session().add_run(self)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Run:
+        """A run back from its folder (after a kernel restart): state, history, plan, checkpoints
+        and its dashboard as it ended, without a trainer (records/loaded.py)."""
+        from ..records.loaded import load_run
+
+        return load_run(folder)
 
     def watch(self, view: Any) -> None:
         """Tell `view` about this run from now on (`view.begin()`, `.add(row)`, `.refresh()`, `.finish()`)."""
@@ -119,6 +132,21 @@ class Run:
         return pd.DataFrame(self.tracker.rows)
 
     @property
+    def modules(self) -> Any:
+        """One row per adapted module (pandas): path, group, layer, rank, the last sample's gradient
+        norm, update norms and relative update, and the effective rank of its delta now (diagnostics/)."""
+        from ..diagnostics import modules
+
+        return modules(self)
+
+    def suggest_ranks(self, budget: int | None = None, by: str = "group") -> Any:
+        """A `ranks:` map for the next run at this run's (or `budget`) adapter parameters, with its
+        reasoning and `.cell()`, the `%%peft` cell that uses it (diagnostics/suggest.py)."""
+        from ..diagnostics import suggest_ranks
+
+        return suggest_ranks(self, budget, by)
+
+    @property
     def step(self) -> int:
         return int(getattr(self.trainer.state, "global_step", 0) or self.tracker.step)
 
@@ -134,6 +162,7 @@ class Run:
         if threading.current_thread() is threading.main_thread():
             interrupts.install(stop_all, _cell_failed)
         self._move("running", when=("ready",))
+        folders.write_run_info(self)  # run.json: how it ends is knowable from the folder (records/)
         self._thread = threading.Thread(target=self._train, name=f"jupyter_peft {self.folder.name}", daemon=True)
         self._thread.start()
         return self
@@ -189,6 +218,23 @@ class Run:
             raise PlanError("the model is training: compare after it stops (run.stop(); run.wait())")
 
         return compare(self.model, self.trainer.processing_class, prompt, max_new_tokens, **generate_kwargs)
+
+    @property
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """The run's checkpoints on disk, `(step, folder)` oldest first: each an adapter that
+        `jp.adapters(model).load(run, step=N)` puts beside the others."""
+        return [(folders.checkpoint_step(c), c) for c in folders.checkpoints(self.folder)]
+
+    @property
+    def samples(self) -> Any:
+        """What the model generated while training (`train: {samples: [...]}`): a DataFrame of
+        step, prompt, output, seconds (empty when the run has no samples)."""
+        import pandas as pd
+
+        from .samples import read
+
+        rows = getattr(self, "sample_rows", None) or read(self.folder)  # a run read back from its folder
+        return pd.DataFrame(rows, columns=["step", "prompt", "output", "seconds"])
 
     @property
     def adapter_path(self) -> Path | None:
@@ -304,7 +350,8 @@ class Run:
         self._tell("add", row)
         bad = next((k for k, v in row.items() if "loss" in k and not math.isfinite(v)), None)
         if bad is not None and self.stop_on_nan and self.error is None:
-            self.error = f"{bad} became {row[bad]} at step {step}"
+            self.error = f"{bad} became {row[bad]} at step {step}" + (
+                self.diagnostics.nan_note() if self.diagnostics is not None else "")  # where it started
             return False
         return True
 
@@ -343,6 +390,7 @@ class Run:
         self._save_done.set()
         session().release(self, base_id(self.model))
         session().remember_run(self, self.summary())
+        folders.write_run_info(self)
         self._tell("finish")
 
     # ---- helpers -------------------------------------------------------------------------
@@ -443,6 +491,7 @@ def _cell_failed(err: BaseException) -> None:
 def stop_all(reason: str = "") -> list[Run]:
     """Ask every active run to stop at its next step; returns them."""
     runs = active_runs()
+    runs += [r for r in recent_runs() if r.live and r not in runs]  # runs in other processes (launching/)
     for run in runs:
         run.stop()
     return runs

@@ -11,41 +11,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from notebook_run import NOTEBOOKS, cell_with, mimes, run, text  # noqa: F401 - shared with the other notebooks' tests
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = ROOT / "notebooks"
-
-
-def run(name: str, tmp_path: Path, timeout: int = 600) -> list[nbformat.NotebookNode]:
-    """Execute notebooks/NAME in a fresh kernel inside tmp_path (run folders, saved adapters and
-    exports land there); the code cells, with outputs, in order."""
-    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    resources = {"metadata": {"path": str(tmp_path)}}
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources=resources).execute()
-    cells = [c for c in nb.cells if c.cell_type == "code"]
-    errors = [o for c in cells for o in c.outputs if o.output_type == "error"]
-    assert not errors, "\n".join(f"{e.ename}: {e.evalue}" for e in errors)
-    return cells
-
-
-def text(cell: nbformat.NotebookNode) -> str:
-    """Everything a cell shows as plain text (streams and text/plain results)."""
-    parts = []
-    for out in cell.outputs:
-        if out.output_type == "stream":
-            parts.append(out.text)
-        elif "data" in out:
-            parts.append(out.data.get("text/plain", ""))
-    return "\n".join(parts)
-
-
-def mimes(cell: nbformat.NotebookNode) -> set[str]:
-    return {m for out in cell.outputs if "data" in out for m in out.data}
-
-
-def cell_with(cells: list[nbformat.NotebookNode], source: str) -> nbformat.NotebookNode:
-    return next(c for c in cells if source in c.source)
 
 
 pytestmark = pytest.mark.kernel
@@ -92,13 +60,6 @@ def test_qlora_trains_on_a_4bit_base(tmp_path):
     assert "finished" in text(cell_with(cells, "run.wait()"))
     merged = text(cell_with(cells, "jp.merge("))
     assert "merge: a bfloat16 copy" in merged and "'LlamaForCausalLM'" in merged, merged
-
-
-def test_dpo_trains_and_the_held_out_margin_grows(tmp_path):
-    cells = run("dpo.ipynb", tmp_path)
-    frame = cell_with(cells, "peft_run.wait()")
-    margins = [float(line.split()[-1]) for line in text(frame).splitlines()[1:]]
-    assert len(margins) == 3 and margins[-1] > margins[0] > 0, text(frame)
 
 
 def test_notebooks_are_generated_and_committed_without_outputs():

@@ -187,7 +187,9 @@ def test_a_nan_loss_is_flagged_at_its_step_and_fails_the_run(tok, tmp_path):
                    runs_dir=tmp_path)
     assert run.wait(60) == "failed"
     assert {"step": 3, "key": "loss", "value": "nan"} in run.tracker.flags
-    assert run.error == "loss became nan at step 3" and run.step == 3
+    assert run.error.startswith("loss became nan at step 3") and run.step == 3
+    # where it started (diagnostics/): the backward hooks' first non-finite gradient, named
+    assert "; first non-finite gradient at step 3: model.layers." in run.error
     assert run.checkpoint is None  # the NaN weights were not saved as a "good" checkpoint
     assert run.dashboard.flags and "no checkpoint was saved" in run.dashboard.status["message"]
 

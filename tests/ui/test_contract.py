@@ -401,7 +401,7 @@ def test_the_dashboard_sends_what_its_typescript_types_declare(tmp_path, monkeyp
     monkeypatch.setattr(run, "save", lambda *a, **k: calls.append("save"))
     before = len(custom_messages(dashboard))
     page.send(kind="sync")
-    assert [m["kind"] for m in custom_messages(dashboard)[before:]] == ["reset"]
+    assert [m["kind"] for m in custom_messages(dashboard)[before:]] == ["reset", "modules-reset", "modules-suggest"]
     page.send(kind="stop")
     page.send(kind="save")
     assert calls == ["stop", "save"]
@@ -431,7 +431,9 @@ def test_the_dashboard_sends_what_its_typescript_types_declare(tmp_path, monkeyp
     for recorder in shots:
         recorder.sent_values()
     messages = [m for r in shots for m in custom_messages(r.widget)]
-    assert {m["kind"] for m in messages} == {"points", "reset", "plotly"}
+    # the heatmap's "modules" (new samples only) come or not by timing: tests/diagnostics checks them
+    kinds = {m["kind"] for m in messages} - {"modules"}
+    assert kinds == {"points", "reset", "plotly", "modules-reset", "modules-suggest"}
     ts.const("messages", "FromPython[]", messages, "the custom messages Python sent (points, reset)")
     ts.const("commands", '{ [K in ToPython["kind"]]: Extract<ToPython, { kind: K }>[] }', page.sent,
              "the commands the test sent as the page (each kind the page sends, each routed by Python)")

@@ -111,4 +111,4 @@ def test_a_dashboard_leaves_the_studio_toolbar_as_it_was(lab, together_page, out
     styles = page.evaluate(
         "() => [...document.querySelectorAll('style[data-jp-peft-style]')].map((s) => s.dataset.jpPeftStyle).sort()"
     )
-    assert styles == ["dashboard", "studio"]
+    assert styles == ["dashboard", "dashboard-modules", "dashboard-samples", "studio"]

@@ -32,7 +32,8 @@ from ...model.summary import summarize
 from ...training.metrics import decimate, finite_or_none, panel_of
 from .. import plotly_asset
 from ..param_chart import from_summary
-from . import view
+from . import samples, view
+from .modules import ModulesPart
 
 LIVE = ("ready", "running", "stopping")
 MAX_FLAGS = 20
@@ -79,6 +80,8 @@ class Dashboard(anywidget.AnyWidget):
         """More views inside the dashboard (samples table, module heatmap): each has `tick(widget)`
         (send what is new; called with every update, off the training thread), `reset(widget)` (send
         everything: a new view asked for it) and `html(run)` (its part of the static snapshot)."""
+        self.parts += samples.parts_for(run)  # the samples table (samples.py, issue 17)
+        self.parts.append(ModulesPart())  # the module heatmap (modules.py, issue 19)
         self.on_msg(self._on_msg)
         self.params = _param_data(run.model)
         self.refresh()

@@ -25,13 +25,14 @@ def watch(run: Any) -> Any:
     """Add the diagnostics callback to `run`'s trainer; returns the `Diagnostics` it fills (None
     with `diagnostics: false`)."""
     train = (run.plan.train or {}) if run.plan is not None else {}
-    every = train.get("diagnostics", DEFAULT_EVERY)
-    if every is False:
+    given = train.get("diagnostics")
+    if given is False:
         return None
     from .callback import DiagnosticsCallback
     from .record import Diagnostics
 
-    diagnostics = Diagnostics(int(every))
+    diagnostics = Diagnostics(int(given) if given is not None else DEFAULT_EVERY)
+    diagnostics.adaptive = given is None  # the default: every 10 steps, sparser where a sample costs more
     run.trainer.add_callback(DiagnosticsCallback(diagnostics, run.model))
     return diagnostics
 

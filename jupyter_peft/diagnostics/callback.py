@@ -9,6 +9,7 @@ when the weights are the step's new ones. No extra forward or backward pass.
 
 from __future__ import annotations
 
+import math
 import time
 import weakref
 from typing import Any
@@ -20,6 +21,11 @@ from transformers import TrainerCallback
 from . import signals
 from .nan import GradWatch
 from .record import ORDER, Diagnostics
+
+BUDGET = 0.005
+"""With the default interval, samples take at most this share of the training time: after each
+sample the next comes after max(10, sample cost / (BUDGET x step time)) steps (fast steps of a
+small model sample less often than the demo's)."""
 
 # the watch on each model: a run that failed (no on_train_end) leaves hooks; the next run's begin removes them
 _WATCHES: weakref.WeakKeyDictionary[Any, GradWatch] = weakref.WeakKeyDictionary()
@@ -86,6 +92,10 @@ class DiagnosticsCallback(TrainerCallback):
         self._sampled = False
         self._grads: Any = None
         self._candidate: dict[str, Any] | None = None
+        self._next = diagnostics.every  # the next step sampled, with the default (adaptive) interval
+        self._last_end: float | None = None
+        self._step_time: float | None = None  # seconds per step, recent average
+        self._cost = 0.0  # seconds this step's sample took so far
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         t0 = time.perf_counter()
@@ -107,7 +117,9 @@ class DiagnosticsCallback(TrainerCallback):
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         nxt = state.global_step + 1  # global_step counts up after the optimizer step
-        self._sampled = nxt % self.diag.every == 0 or (state.max_steps > 0 and nxt == state.max_steps)
+        due = nxt >= self._next if self.diag.adaptive else nxt % self.diag.every == 0
+        self._sampled = due or (state.max_steps > 0 and nxt == state.max_steps)
+        self._cost = 0.0
         if self.watch is not None:
             self.watch.new_step()
 
@@ -119,9 +131,17 @@ class DiagnosticsCallback(TrainerCallback):
         if not finite and self.diag.nan is None:
             self._candidate = self.watch.report(state.global_step + 1)
         self.watch.drop_inputs()
-        self.diag.seconds += time.perf_counter() - t0
+        spent = time.perf_counter() - t0
+        self.diag.seconds += spent
+        if self._sampled:
+            self._cost += spent
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        now = time.perf_counter()
+        if self._last_end is not None:
+            took = now - self._last_end
+            self._step_time = took if self._step_time is None else 0.8 * self._step_time + 0.2 * took
+        self._last_end = now
         if self._candidate is not None:
             # fp16's loss scaler skips a step whose scaled gradients overflowed and lowers its scale:
             # routine, not where a NaN started
@@ -133,7 +153,15 @@ class DiagnosticsCallback(TrainerCallback):
         t0 = time.perf_counter()
         self.diag.add(state.global_step, self.sampler.sample(self._grads))
         self._grads = None
-        self.diag.seconds += time.perf_counter() - t0
+        spent = time.perf_counter() - t0
+        self.diag.seconds += spent
+        self._cost += spent
+        if self.diag.adaptive:
+            gap = self.diag.every
+            if self._step_time:
+                gap = max(gap, math.ceil(self._cost / (BUDGET * self._step_time)))
+            self._next = state.global_step + gap
+        self._last_end = time.perf_counter()  # the sample's own time is not the step's
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.sampler = None  # the start and previous deltas (dense ones are as big as the weights) go

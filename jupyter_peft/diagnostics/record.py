@@ -33,6 +33,9 @@ class Diagnostics:
 
     def __init__(self, every: int) -> None:
         self.every = every
+        self.adaptive = False
+        """Whether `every` is the default, which the callback widens so that samples take at most
+        BUDGET of the training time (callback.py); a given `diagnostics: N` is kept as given."""
         """Steps between samples (the train block's `diagnostics: N`)."""
         self.modules: list[Any] = []
         """The adapted modules (signals.Module), in forward order: the columns of every sample."""

@@ -232,3 +232,23 @@ def test_other_methods_get_their_signals(tok, tmp_path, method, kind):
     if kind != "lowrank":
         with pytest.raises(PlanError, match="LoRA and DoRA"):
             run.suggest_ranks()
+
+
+def test_the_default_interval_widens_when_a_sample_costs_more_than_its_budget(tok, tmp_path, monkeypatch):
+    """Without `diagnostics: N`, samples take at most 0.5% of the time: a sample made slow (50 ms
+    against steps of a few ms) pushes the next far away; the last step is still sampled."""
+    import time
+
+    from jupyter_peft.diagnostics import callback
+
+    real = callback.Sampler.sample
+
+    def slow(self, grads):
+        time.sleep(0.05)
+        return real(self, grads)
+
+    monkeypatch.setattr(callback.Sampler, "sample", slow)
+    run = jp.train(tiny.build("llama"), ALL_LINEAR + "train: {trainer: sft, max_steps: 40}", dataset=runs.sft_data(8),
+                   tokenizer=tok, runs_dir=tmp_path)
+    assert run.wait(120) == "finished" and run.diagnostics.adaptive
+    assert list(run.diagnostics.df["step"].unique()) == [10, 40]  # every 10 would have been 10, 20, 30, 40

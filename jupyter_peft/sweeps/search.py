@@ -113,8 +113,10 @@ class Sweep:
         else:
             self.state = "stopped" if self._stop.is_set() else "finished"
         finally:
-            self._ended.set()
-            self.publish()
+            try:
+                self.publish()  # before the end is told: whoever waited sees the dashboard as it ended
+            finally:
+                self._ended.set()
 
     def _tell(self, trial: Any, outcome: str, value: float | None, why: str) -> None:
         from optuna.trial import TrialState

@@ -1,24 +1,9 @@
 // @vitest-environment happy-dom
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Panel, PlotLib } from "./charts";
-import { DRAW_EVERY_MS, mount, type Model } from "./index";
+import { DRAW_EVERY_MS, mount } from "./index";
+import { FakeModel } from "../common/fake_model";
 
-/** An anywidget model: traits by name, events, and the messages the view sends. */
-class FakeModel implements Model {
-  sent: object[] = [];
-  private handlers = new Map<string, Set<(...a: any[]) => void>>();
-  constructor(private traits: Record<string, any>) {}
-  get(name: string) { return this.traits[name]; }
-  set(name: string, value: any) { this.traits[name] = value; this.emit(`change:${name}`); }
-  on(event: string, cb: (...a: any[]) => void) {
-    if (!this.handlers.has(event)) this.handlers.set(event, new Set());
-    this.handlers.get(event)!.add(cb);
-  }
-  off(event: string, cb: (...a: any[]) => void) { this.handlers.get(event)?.delete(cb); }
-  emit(event: string, ...args: any[]) { for (const cb of this.handlers.get(event) ?? []) cb(...args); }
-  send(content: object) { this.sent.push(content); }
-  listeners() { return [...this.handlers.values()].reduce((n, s) => n + s.size, 0); }
-}
 
 /** Records what the view asks plotly to draw: per div, its traces' points. */
 class RecordingPlot implements PlotLib {

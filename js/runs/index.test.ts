@@ -1,25 +1,9 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
 import type { PlotLib } from "../common/plotly";
-import { cellText, mount, overlayTraces, sortRows, type Model, type Overlay, type Row } from "./index";
+import { cellText, mount, overlayTraces, sortRows, type Overlay, type Row } from "./index";
+import { FakeModel } from "../common/fake_model";
 
-class FakeModel implements Model {
-  sent: object[] = [];
-  saved = 0;
-  private handlers = new Map<string, Set<(...a: any[]) => void>>();
-  constructor(public traits: Record<string, any>) {}
-  get(name: string) { return this.traits[name]; }
-  set(name: string, value: any) { this.traits[name] = value; this.emit(`change:${name}`); }
-  save_changes() { this.saved++; }
-  on(event: string, cb: (...a: any[]) => void) {
-    if (!this.handlers.has(event)) this.handlers.set(event, new Set());
-    this.handlers.get(event)!.add(cb);
-  }
-  off(event: string, cb: (...a: any[]) => void) { this.handlers.get(event)?.delete(cb); }
-  emit(event: string, ...args: any[]) { for (const cb of this.handlers.get(event) ?? []) cb(...args); }
-  send(content: object) { this.sent.push(content); }
-  listeners() { return [...this.handlers.values()].reduce((n, s) => n + s.size, 0); }
-}
 
 class RecordingPlot implements PlotLib {
   data: any[] = [];

@@ -2,23 +2,9 @@
 import { describe, expect, it } from "vitest";
 import type { PlotLib } from "../common/plotly";
 import { INSERT_EVENT } from "../studio/cell";
-import { curveTraces, lineColor, mount, parcoordsFigure, type Model, type Parcoords, type Trial } from "./index";
+import { curveTraces, lineColor, mount, parcoordsFigure, type Parcoords, type Trial } from "./index";
+import { FakeModel } from "../common/fake_model";
 
-class FakeModel implements Model {
-  sent: object[] = [];
-  private handlers = new Map<string, Set<(...a: any[]) => void>>();
-  constructor(public traits: Record<string, any>) {}
-  get(name: string) { return this.traits[name]; }
-  set(name: string, value: any) { this.traits[name] = value; this.emit(`change:${name}`); }
-  on(event: string, cb: (...a: any[]) => void) {
-    if (!this.handlers.has(event)) this.handlers.set(event, new Set());
-    this.handlers.get(event)!.add(cb);
-  }
-  off(event: string, cb: (...a: any[]) => void) { this.handlers.get(event)?.delete(cb); }
-  emit(event: string, ...args: any[]) { for (const cb of this.handlers.get(event) ?? []) cb(...args); }
-  send(content: object) { this.sent.push(content); }
-  listeners() { return [...this.handlers.values()].reduce((n, s) => n + s.size, 0); }
-}
 
 class RecordingPlot implements PlotLib {
   figures = new Map<HTMLElement, { data: any[]; layout: any }>();

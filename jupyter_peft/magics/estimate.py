@@ -50,6 +50,9 @@ def _parser() -> _Parser:
     p.add_argument("--loss", choices=["chunked", "full"])
     p.add_argument("--gc", dest="gc", action="store_true", default=None, help="gradient checkpointing on")
     p.add_argument("--no-gc", dest="gc", action="store_false", help="gradient checkpointing off")
+    p.add_argument("--padded", dest="padded", action="store_true", default=None,
+                   help="rows padded to the batch's longest (default unless packing or one row)")
+    p.add_argument("--unpadded", dest="padded", action="store_false", help="rows of one length (packed data)")
     p.add_argument("--dataset", help="notebook variable holding the training data: the estimate is for its longest "
                                      "batch (default: the plan's train.dataset, when the notebook defines it)")
     p.add_argument("--tokenizer", help="notebook variable holding the tokenizer for --dataset (default: tokenizer)")
@@ -79,6 +82,7 @@ def estimate_magic(args: list[str], user_ns: dict[str, Any]) -> Any:
         optimizer=opts.optimizer,
         gradient_checkpointing=opts.gc,
         loss=opts.loss,
+        padded=opts.padded,
         quantization=opts.quantization,
         method="simulate" if opts.simulate else "analytic",
         user_ns=user_ns,

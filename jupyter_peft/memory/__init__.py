@@ -101,7 +101,7 @@ def estimate(
         dataset, note, name = found.dataset, found.note, found.name
         tokenizer = tokenizer if tokenizer is not None else found.tokenizer
     if dataset is not None and dataset is not False:
-        setup, data = _longest_batch(setup, plan, dataset, tokenizer, seq_len)
+        setup, data = _longest_batch(setup, plan, dataset, tokenizer, seq_len, options.get("padded"))
     card = as_gpu(gpu) if gpu is not None else None
     if batch is not None and method != "measure":
         raise PlanError(
@@ -119,8 +119,10 @@ def estimate(
     return result
 
 
-def _longest_batch(setup: Any, plan: Any, dataset: Any, tokenizer: Any, seq_len: int | None) -> tuple[Any, Any]:
-    """The setup at the longest batch the trainer will build from `dataset`, and the batches."""
+def _longest_batch(setup: Any, plan: Any, dataset: Any, tokenizer: Any, seq_len: int | None,
+                   padded: bool | None = None) -> tuple[Any, Any]:
+    """The setup at the longest batch the trainer will build from `dataset`, and the batches
+    (padded, unless `padded` says otherwise, when a row of that batch is shorter than its width)."""
     from ..data.batches import batches
     from ..data.checks import check
     from ..data.stand_in import build, train_block
@@ -146,7 +148,9 @@ def _longest_batch(setup: Any, plan: Any, dataset: Any, tokenizer: Any, seq_len:
     if top is None:
         raise PlanError("the data set gives no batches to train", key="dataset")
     rows = max(top.rows // (2 if setup.trainer in PAIRED else 1), 1)
-    return setup.replace(batch_size=rows, seq_len=top.seq_len), found
+    if padded is None:
+        padded = any(length < top.seq_len for length in top.lengths)
+    return setup.replace(batch_size=rows, seq_len=top.seq_len, padded=bool(padded)), found
 
 
 def _plan_for(model: Any, plan: Any) -> tuple[Any, str]:
@@ -207,9 +211,6 @@ def _run(method: str, setup: Any, batch: Any, card: Any = None, data: Any = None
     out.reserved_bytes = max(r.reserved_bytes, out.peak_bytes)
     out.reserved_gap = r.gap
     return out
-
-    m = measure(setup, batch)
-    return MemoryEstimate(m.peak_bytes, m.breakdown, method, setup, m.overhead_bytes, 0, "measured step")
 
 
 def peak_callback() -> Any:

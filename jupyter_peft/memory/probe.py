@@ -132,9 +132,11 @@ def _build(setup: Setup) -> Profile:
         one, two = meta_model(probe_setup, num_layers=1), meta_model(probe_setup, num_layers=2)
         prof.tensors = inventory(setup, one, two, adapted)
         _head_facts(prof, one)
-        # eager attention (a model without SDPA support, or asked for) needs the square term
+        # eager attention (a model without SDPA support, or asked for) and a padded batch's
+        # mask (b x s x s per layer, trace.batch_rows) need the square term
         eager = one.config._attn_implementation != "sdpa" if hasattr(one, "config") else False
-        seqs = (_PROBE_SEQ, 2 * _PROBE_SEQ, 4 * _PROBE_SEQ) if eager else (_PROBE_SEQ, 2 * _PROBE_SEQ)
+        square = eager or setup.padded
+        seqs = (_PROBE_SEQ, 2 * _PROBE_SEQ, 4 * _PROBE_SEQ) if square else (_PROBE_SEQ, 2 * _PROBE_SEQ)
         runs = {
             (n_layers, seq): _run(setup, model, _PROBE_ROWS, seq, backward=n_layers == 1)
             for n_layers, model in ((1, one), (2, two))
@@ -214,7 +216,7 @@ def _run(setup: Setup, model: Any, rows: int, seq: int, backward: bool = True) -
 
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    from .trace import ByteCounter, cuda_like, one_sequence_per_row, to_fake
+    from .trace import ByteCounter, batch_rows, cuda_like, to_fake
 
     model = copy.deepcopy(model)
     backbone = _backbone(model)
@@ -223,7 +225,7 @@ def _run(setup: Setup, model: Any, rows: int, seq: int, backward: bool = True) -
     embedded: list[Any] = []
     hook = _input_embeddings(model).register_forward_hook(lambda m, i, out: embedded.append(out))
     autocast = getattr(torch, setup.autocast) if setup.autocast else None
-    with fake, one_sequence_per_row():
+    with fake, batch_rows(setup.padded):
         ids = torch.zeros((rows, seq + setup.virtual_tokens), dtype=torch.long)
         weights = torch.empty(_hidden_size(model), dtype=getattr(torch, setup.dtype))
         with ByteCounter() as counter:

@@ -241,6 +241,7 @@ def describe(setup: Any) -> dict[str, Any]:
         "trainer": setup.trainer,
         "quantization": setup.quantization,
         "double_quant": setup.double_quant,
+        "padded": setup.padded,
     }
 
 
@@ -258,7 +259,8 @@ def render_html(est: MemoryEstimate) -> str:
         f"batch {d['batch_size']} x {d['seq_len']} tokens &middot; {d['dtype']}"
         f"{' + ' + d['autocast'] + ' autocast' if d['autocast'] else ''} &middot; "
         f"{'gradient checkpointing' if d['gradient_checkpointing'] else 'no checkpointing'} &middot; "
-        f"{d['optimizer']} &middot; {d['loss']} loss"
+        f"{d['optimizer']} &middot; {d['loss']} loss &middot; "
+        f"{'rows padded (attention mask)' if d['padded'] else 'unpadded rows'}"
     )
     rows = "".join(
         f"<tr><td><span style='display:inline-block;width:10px;height:10px;"

@@ -67,6 +67,9 @@ class Setup:
     """fused: flash / memory-efficient kernels (no s x s scores); eager: scores materialised."""
     keep_gradients: bool = False
     """Gradients stay allocated between steps (zero_grad(set_to_none=False), torch < 2.0)."""
+    padded: bool = False
+    """The batch's rows are padded to its longest (an attention mask): SDPA then keeps keys and
+    values repeated to every query head and the mask (trace.batch_rows)."""
     @property
     def targets(self) -> int:
         """Tokens the LM head scores per row: the labels of an encoder-decoder model, else the
@@ -119,6 +122,7 @@ class Setup:
             self.double_quant,
             self.trainer,
             self.attention,
+            self.padded,
         )
 
 
@@ -162,6 +166,7 @@ def resolve(model_or_config: Any, plan: Any = None, **options: Any) -> Setup:
         target_len=_positive(pick["target_len"], "target_len") if pick["target_len"] is not None else None,
         attention=_choice(pick["attention"] or "fused", ("fused", "eager"), "attention"),
         keep_gradients=bool(pick["keep_gradients"]),
+        padded=_padded(pick["padded"], train, pick["batch_size"]),
     )
     if setup.quantization != "none" and setup.full:
         raise PlanError(
@@ -186,6 +191,8 @@ _OPTIONS = {
     "target_len": "encoder-decoder models: label tokens per row (default: seq_len)",
     "attention": "fused (flash / memory-efficient kernels) or eager (s x s attention scores)",
     "keep_gradients": "gradients stay allocated between steps (zero_grad(set_to_none=False), torch < 2.0)",
+    "padded": "rows padded to the batch's longest, with an attention mask (default: yes unless packing, "
+              "padding_free or one row; with a dataset: whether its longest batch is padded)",
 }
 
 
@@ -201,6 +208,7 @@ def _train_settings(plan: Any) -> dict[str, Any]:
     out["batch_size"] = merged.get("per_device_train_batch_size")
     out["seq_len"] = merged.get("max_length")
     out["optimizer"] = merged.get("optim")
+    out["_unpadded"] = bool(merged.get("packing") or merged.get("padding_free"))
     ckpt = merged.get("activation_checkpointing", merged.get("gradient_checkpointing"))
     out["gradient_checkpointing"] = ckpt if ckpt is not None else plan.method not in NO_CHECKPOINTING
     if merged.get("fp16"):
@@ -210,6 +218,19 @@ def _train_settings(plan: Any) -> dict[str, Any]:
     else:
         out["_mixed"] = None
     return {k: v for k, v in out.items() if v is not None or k == "_mixed"}
+
+
+def _padded(value: Any, train: dict[str, Any], batch_size: Any) -> bool:
+    """Whether the batch's rows are padded: as given, else the trainer's collator on unpacked
+    data pads each batch of several rows to its longest (packing and padding_free do not pad;
+    one row has nothing to pad to)."""
+    if value is not None:
+        if not isinstance(value, bool):
+            raise PlanError(f"{value!r} is not valid: expected true or false", key="padded", value=value)
+        return value
+    rows = _default(batch_size, 8)
+    paired = train.get("trainer", "sft") in PAIRED  # chosen and rejected are padded to one length
+    return not train.get("_unpadded", False) and (paired or not (isinstance(rows, int) and rows == 1))
 
 
 def _as_plan(plan: Any) -> Any:

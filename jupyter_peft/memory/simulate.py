@@ -60,7 +60,7 @@ def simulate(setup: Setup, real: bool = False) -> Simulated:
 
     from .build import meta_model
     from .step import batch_for, keep_gradients, loss_of, reference_model, steady_optimizer, step
-    from .trace import PeakTracker, cuda_like, one_sequence_per_row, to_fake
+    from .trace import PeakTracker, batch_rows, cuda_like, to_fake
 
     start = time.perf_counter()
     model = meta_model(setup)
@@ -79,7 +79,7 @@ def simulate(setup: Setup, real: bool = False) -> Simulated:
     tracker.track_external(*(m for m in (model, reference) if m is not None), optimizer)
     tracker.mark_step()
     autocast = getattr(torch, setup.autocast) if setup.autocast else None
-    with fake, tracker, _gpu_kernels(), one_sequence_per_row():
+    with fake, tracker, _gpu_kernels(), batch_rows(setup.padded):
         with cuda_like(autocast):
             loss = loss_of(setup, model, reference, batch)
         loss.backward()

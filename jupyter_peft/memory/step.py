@@ -28,7 +28,15 @@ def batch_for(setup: Setup, model: Any, device: str = "cpu") -> dict[str, Any]:
         labels = torch.zeros((setup.rows, setup.targets), dtype=torch.long, device=device)
     else:
         labels = ids
-    return {"input_ids": ids, "labels": labels, "use_cache": False}  # as TRL calls the model
+    batch = {"input_ids": ids, "labels": labels, "use_cache": False}  # as TRL calls the model
+    if setup.padded and device != "cpu" and setup.rows > 1:
+        # a real device reads a real mask: every row but the first one token short, as the
+        # trainer's collator pads a batch of rows of other lengths (on fake tensors the
+        # simulation makes the mask's memory itself: trace.batch_rows)
+        mask = torch.ones_like(ids)
+        mask[1:, -1] = 0
+        batch["attention_mask"] = mask
+    return batch
 
 
 def _is_classifier(model: Any) -> bool:

@@ -5,6 +5,13 @@ The simulation (`simulate.py`) and the layer probe (`probe.py`) share these tool
 - `fused_attention`: a custom op with flash attention's memory behaviour (saves q, k, v, the
   output and the fp32 log-sum-exp; nothing of size s^2). CPU's SDPA would take its math path
   on fake tensors and materialise the s^2 scores, which no CUDA kernel does.
+- `batch_rows(padded)`: the simulated batch's rows. Unpadded rows (packed data, one row, rows of
+  one length) give transformers no mask: SDPA runs causal flash with GQA's few key/value heads.
+  Padded rows (the trainer pads each batch to its longest row) give it a boolean mask, and then
+  (transformers' `use_gqa_in_sdpa`) keys and values are repeated to every query head, and CUDA's
+  SDPA, which has no flash kernel with a mask, runs the memory-efficient kernel: it keeps the
+  repeated keys and values and the mask converted to the query's dtype (`convert_boolean_attn_mask`
+  in aten/src/ATen/native/transformers/attention.cpp), b x s x s per layer.
 - `CudaLike`: a TorchFunctionMode that routes `scaled_dot_product_attention` to that op and,
   under autocast, applies CUDA's fp32 op list (layer_norm, softmax, pow, exp, ...), which CPU
   autocast does not have. Matmuls are cast by CPU autocast itself, as CUDA's would be.
@@ -17,6 +24,7 @@ The simulation (`simulate.py`) and the layer probe (`probe.py`) share these tool
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -53,16 +61,18 @@ def _reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, 
 
 @torch.library.custom_op("jupyter_peft::fused_attention", mutates_args=())
 def fused_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float, bias: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(out, lse) for q (b, a, s, d) and k, v (b, a_kv, t, d); out laid out (b, s, a, d) like flash's."""
+    """(out, lse) for q (b, a, s, d) and k, v (b, a_kv, t, d); out laid out (b, s, a, d) like flash's.
+    `bias`: a padded batch's mask in the query's dtype (b, 1, s, t), kept for backward as the
+    memory-efficient kernel keeps it (its values, all zeros here, do not change the answer)."""
     out, lse = _reference(q, k, v, causal, scale)
     return out.transpose(1, 2).contiguous().transpose(1, 2), lse
 
 
 @fused_attention.register_fake
 def _(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float, bias: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     b, a, s, d = q.shape
     out = q.new_empty((b, s, a, v.shape[-1])).transpose(1, 2)
@@ -93,15 +103,17 @@ def _(grad: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cau
 
 
 def _attention_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-    q, k, v, causal, scale = inputs
-    ctx.save_for_backward(q, k, v, *output)  # what flash keeps: inputs, output, log-sum-exp
+    q, k, v, causal, scale, *rest = inputs
+    bias = rest[0] if rest else None
+    kept = (q, k, v, *output) if bias is None else (q, k, v, *output, bias)
+    ctx.save_for_backward(*kept)  # what the kernels keep: inputs, output, log-sum-exp (and the mask)
     ctx.causal, ctx.scale = causal, scale
 
 
 def _attention_backward(ctx: Any, grad: torch.Tensor, _grad_lse: Any) -> Any:
-    q, k, v, _out, _lse = ctx.saved_tensors
+    q, k, v = ctx.saved_tensors[:3]
     dq, dk, dv = fused_attention_backward(grad, q, k, v, ctx.causal, ctx.scale)
-    return dq, dk, dv, None, None
+    return dq, dk, dv, None, None, None
 
 
 fused_attention.register_autograd(_attention_backward, setup_context=_attention_setup)
@@ -117,13 +129,27 @@ def _sdpa(
     scale: float | None = None,
     enable_gqa: bool = False,
 ) -> torch.Tensor:
-    """scaled_dot_product_attention as a CUDA fused kernel: autocast to the lower precision, no s^2."""
+    """scaled_dot_product_attention as a CUDA fused kernel: autocast to the lower precision, no s^2
+    (but a padded batch's mask, see the module docstring)."""
     if torch.is_autocast_enabled("cpu"):
         dtype = torch.get_autocast_dtype("cpu")
         q, k, v = (t.to(dtype) for t in (q, k, v))
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    out, _ = fused_attention(q, k, v, bool(is_causal), float(scale))
+    bias = None
+    if _PADDED.get() and attn_mask is None:
+        if k.shape[1] != q.shape[1]:  # transformers' repeat_kv: with a mask, no GQA in SDPA
+            k, v = _repeat_kv(k, q.shape[1] // k.shape[1]), _repeat_kv(v, q.shape[1] // v.shape[1])
+        # the mask in the query's dtype, its last dim padded to a multiple of 16 (preprocess_mask)
+        t = k.shape[2]
+        bias = q.new_zeros((q.shape[0], 1, q.shape[2], -(-t // 16) * 16))[..., :t]
+        is_causal = False  # the mask carries causality
+    out, _ = fused_attention(q, k, v, bool(is_causal), float(scale), bias)
     return out
+
+
+def _repeat_kv(x: torch.Tensor, n: int) -> torch.Tensor:
+    b, heads, s, d = x.shape
+    return x[:, :, None].expand(b, heads, n, s, d).reshape(b, heads * n, s, d)
 
 
 # ---- CUDA's autocast policy on CPU -------------------------------------------------------
@@ -221,18 +247,24 @@ def cuda_like(autocast: torch.dtype | None) -> Iterator[None]:
         yield
 
 
+_PADDED: contextvars.ContextVar[bool] = contextvars.ContextVar("jupyter_peft_padded", default=False)
+
+
 @contextlib.contextmanager
-def one_sequence_per_row() -> Iterator[None]:
-    """Without an attention mask or cache, transformers reads the position ids to find packed
-    sequences; fake ids cannot be read, so it would build a full s x s mask and give up fused
-    GQA attention. The simulated batch is one unpadded sequence per row: say so."""
+def batch_rows(padded: bool = False) -> Iterator[None]:
+    """The simulated batch: one sequence per row, `padded` to the batch's longest or not (see
+    the module docstring). Without an attention mask or cache, transformers reads the position
+    ids to find packed sequences; fake ids cannot be read, so it would build a full s x s mask:
+    say there are none. A padded batch's mask is then made by `_sdpa`, as CUDA would keep it."""
     from transformers import masking_utils
 
     saved = masking_utils.find_packed_sequence_indices
     masking_utils.find_packed_sequence_indices = lambda position_ids: None
+    token = _PADDED.set(bool(padded))
     try:
         yield
     finally:
+        _PADDED.reset(token)
         masking_utils.find_packed_sequence_indices = saved
 
 

@@ -35,6 +35,10 @@ def test_the_train_blocks_dataset_is_the_estimates_data():
     assert named.data_line.startswith(f"at the longest batch of ds: step {top.step} of 6, {top.rows} rows × "
                                       f"{top.seq_len} tokens")
     assert named.data_line in repr(named) and named.to_json()["data"]["longest"]["step"] == top.step
+    # its rows are padded to the longest one: the attention gets a mask (memory.trace.batch_rows)
+    assert min(top.lengths) < top.seq_len and named.setup.padded
+    same = Dataset.from_list([{"text": "hello world"} for _ in range(24)])
+    assert not jp.estimate(model, plan, dataset=same, tokenizer=tok).setup.padded  # rows of one length
     # the estimate for a plain batch is another number: the data changed what was estimated
     plain = jp.estimate(model, plan, dataset=False)
     assert plain.data is None and plain.data_line == "" and plain.setup.seq_len != top.seq_len

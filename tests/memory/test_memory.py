@@ -193,9 +193,13 @@ def test_repeated_calls_reuse_the_per_model_work(monkeypatch):
     build = probe._build
     monkeypatch.setattr(probe, "_build", lambda setup: calls.append(1) or build(setup))
     config = small("gpt2")
-    for batch in (1, 2, 4, 8):
+    for batch in (2, 4, 8, 16):
         jp.estimate(config, "method: lora\ntarget_modules: [c_attn]", batch_size=batch, seq_len=64)
     assert len(calls) == 1
+    # one row has no padding, so its attention has no mask: another probe, made once
+    for seq in (32, 64):
+        jp.estimate(config, "method: lora\ntarget_modules: [c_attn]", batch_size=1, seq_len=seq)
+    assert len(calls) == 2
 
 
 def test_fits_largest_batch_and_sequence_agree_with_the_estimate():

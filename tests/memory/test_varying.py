@@ -15,9 +15,17 @@ from jupyter_peft.memory.simulate import simulate
 PLAN = "method: lora\nr: 8\ntarget_modules: all-linear"
 
 
-def _setup(seq_len):
+def _setup(seq_len, padded=False):
     return resolve(tiny.config("llama"), jp.Plan.from_yaml(PLAN), batch_size=4, seq_len=seq_len, dtype="bfloat16",
-                   gradient_checkpointing=False)
+                   gradient_checkpointing=False, padded=padded)
+
+
+def test_a_padded_batchs_mask_is_the_one_square_term_of_fused_attention():
+    long, short = simulate(_setup(64, padded=True)), simulate(_setup(32, padded=True))
+    powers = varying.exponents(long.events[long.step_start:], short.events[short.step_start:], 2.0)
+    squares = [n for p, (_, n) in zip(powers, long.events[long.step_start:]) if n and round(p) == 2]
+    # each layer keeps the mask in the query's dtype, b x s x s (bf16), and nothing else grows with s^2
+    assert squares and set(squares) == {4 * 64 * 64 * 2}
 
 
 def test_a_step_at_a_third_length_is_the_two_traces_scaled():
@@ -25,7 +33,7 @@ def test_a_step_at_a_third_length_is_the_two_traces_scaled():
     powers = varying.exponents(long.events[long.step_start:], short.events[short.step_start:], 2.0)
     assert powers is not None
     made = [p for p, (_, n) in zip(powers, long.events[long.step_start:]) if n]
-    assert {round(p) for p in made} == {0, 1}  # weights' and adapters' tensors, and activations (SDPA: no s^2)
+    assert {round(p) for p in made} == {0, 1}  # weights' and adapters' tensors, and activations (unpadded: no s^2)
     scaled = varying.scaled(long.events[long.step_start:], powers, 48 / 64, 1.0)
     real = middle.events[middle.step_start:]
     assert [n > 0 for _, n in scaled] == [n > 0 for _, n in real]

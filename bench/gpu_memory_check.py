@@ -41,6 +41,10 @@ ROWS = [  # plan, dtype, gradient checkpointing, batch, seq
     ("qlora-all-r16", "bfloat16", True, 8, 1024),
     ("ia3", "bfloat16", False, 4, 512),
     ("prompt", "bfloat16", True, 4, 512),
+    # the loop and the padding (a padded batch's mask on a GQA model; each loop's loss and outputs)
+    ("lora-all-r32", "bfloat16", False, 4, 512, {"padded": False}),
+    ("lora-all-r32", "bfloat16", False, 4, 512, {"loop": "trainer"}),
+    ("lora-all-r32", "bfloat16", False, 4, 512, {"loop": "plain"}),
 ]
 
 
@@ -79,8 +83,9 @@ def main(simulate: bool = False) -> int:
         f"{' simulated err' if simulate else ''}"
     )
     worst = worst_reserved = 0.0
-    for plan, dtype, ckpt, batch, seq in ROWS:
-        options = dict(batch_size=batch, seq_len=seq, dtype=dtype, gradient_checkpointing=ckpt)
+    for plan, dtype, ckpt, batch, seq, *extra in ROWS:
+        options = dict(batch_size=batch, seq_len=seq, dtype=dtype, gradient_checkpointing=ckpt,
+                       **(extra[0] if extra else {}))
         start = time.perf_counter()
         measured = jp.estimate(cfg, PLANS[plan], method="measure", **options)
         instant = jp.estimate(cfg, PLANS[plan], **options)
@@ -103,7 +108,7 @@ def main(simulate: bool = False) -> int:
         if simulate:
             sim_error = simulated.reserved_bytes / measured.reserved_bytes - 1
             line += f" {simulated.reserved_bytes / GiB:8.2f}G {sim_error:+7.1%}"
-        line += f"  ({time.perf_counter() - start:.0f}s)"
+        line += f"  ({time.perf_counter() - start:.0f}s){'  ' + str(extra[0]) if extra else ''}"
         print(line, flush=True)
     print(f"worst |error| of the instant estimate against max_memory_allocated: {worst:.1%}")
     print(f"worst |error| of the instant reserved peak against max_memory_reserved: {worst_reserved:.1%}")

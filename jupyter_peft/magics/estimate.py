@@ -50,6 +50,8 @@ def _parser() -> _Parser:
     p.add_argument("--loss", choices=["chunked", "full"])
     p.add_argument("--gc", dest="gc", action="store_true", default=None, help="gradient checkpointing on")
     p.add_argument("--no-gc", dest="gc", action="store_false", help="gradient checkpointing off")
+    p.add_argument("--loop", choices=["trl", "trainer", "plain"],
+                   help="what runs the step: TRL (default), transformers' Trainer, or your own loop")
     p.add_argument("--padded", dest="padded", action="store_true", default=None,
                    help="rows padded to the batch's longest (default unless packing or one row)")
     p.add_argument("--unpadded", dest="padded", action="store_false", help="rows of one length (packed data)")
@@ -83,6 +85,7 @@ def estimate_magic(args: list[str], user_ns: dict[str, Any]) -> Any:
         gradient_checkpointing=opts.gc,
         loss=opts.loss,
         padded=opts.padded,
+        loop=opts.loop,
         quantization=opts.quantization,
         method="simulate" if opts.simulate else "analytic",
         user_ns=user_ns,

@@ -4,6 +4,7 @@ A step's memory is the model states (weights, adapters, optimizer state; `states
 at each moment, activations, gradients and temporaries. The peak is the largest of:
 
     forward       the top layer's forward, every layer below keeping its activations
+                  (a plain loop also holds its outputs' logits all step: setup.loop)
     head          the LM head and loss, forward: all activations plus the head's buffers
     loss backward all activations, what the loss saved, and its gradient buffers
     layers        going down the stack: activations still held, gradients made so far
@@ -50,6 +51,8 @@ def analytic(setup: Setup) -> Composed:
     prof = profile(setup)
     states = _states(setup, prof)
     fixed = {k: states[k] for k in ("weights", "adapters", "optimizer", "reference model") if states.get(k)}
+    if setup.loop == "plain" and prof.vocab:  # the outputs a plain loop holds (step.previous_outputs)
+        fixed["logits and loss"] = held_logits(setup, prof)
     if setup.keep_gradients:  # resident all step long, so no phase adds them
         fixed["gradients"] = states["grads"]
         states.update(grads=0, layer_grads=0, head_grad=0)
@@ -97,6 +100,13 @@ def _states(setup: Setup, prof: Profile) -> dict[str, float]:
     if setup.full and setup.trainer in ("dpo", "kto"):
         out["reference model"] = weights  # a frozen copy for the reference pass
     return out
+
+
+def held_logits(setup: Setup, prof: Profile) -> int:
+    """Bytes of the logits a plain loop's `outputs` hold between steps: the step before's
+    during the forward, this step's after it (`outputs = model(**batch)`)."""
+    compute = DTYPES[setup.autocast] if setup.autocast else DTYPES.get(prof.head_dtype, 4)
+    return setup.rows * setup.targets * prof.vocab * compute
 
 
 def _in_layer(name: str) -> bool:

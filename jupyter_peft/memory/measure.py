@@ -58,9 +58,12 @@ def measure(setup: Setup, batch: dict[str, Any] | None = None) -> Measured:
     inputs: Any = batch_for(setup, model, device="cuda") if batch is None else _on_gpu(batch)
     mixed = torch.autocast("cuda", dtype=getattr(torch, setup.autocast)) if setup.autocast else contextlib.nullcontext()
 
+    holder: dict[str, Any] = {}
+
     def one_step() -> None:
         with mixed:
-            loss = loss_of(setup, model, reference, inputs)
+            loss, held = loss_of(setup, model, reference, inputs)
+        holder["outputs"] = held  # a plain loop's outputs replace the step before's after its forward
         loss.backward()
         del loss
         step(optimizer, setup.keep_gradients)
@@ -72,6 +75,7 @@ def measure(setup: Setup, batch: dict[str, Any] | None = None) -> Measured:
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() - start
     slack = torch.cuda.max_memory_reserved() - torch.cuda.max_memory_allocated()
+    holder.clear()
     model = reference = optimizer = inputs = None  # free the GPU before returning
     _release()
     breakdown = {"weights": weights, "optimizer": states, "activations": peak - weights - states}

@@ -224,6 +224,9 @@ class MemoryEstimate:
         return render_html(self)
 
 
+_LOOP_WORDS = {"trl": "TRL's loop", "trainer": "transformers' Trainer", "plain": "a plain loop"}
+
+
 def describe(setup: Any) -> dict[str, Any]:
     """The settings an estimate was made for, in words and numbers."""
     plan = setup.plan
@@ -242,6 +245,7 @@ def describe(setup: Any) -> dict[str, Any]:
         "quantization": setup.quantization,
         "double_quant": setup.double_quant,
         "padded": setup.padded,
+        "loop": setup.loop,
     }
 
 
@@ -259,7 +263,7 @@ def render_html(est: MemoryEstimate) -> str:
         f"batch {d['batch_size']} x {d['seq_len']} tokens &middot; {d['dtype']}"
         f"{' + ' + d['autocast'] + ' autocast' if d['autocast'] else ''} &middot; "
         f"{'gradient checkpointing' if d['gradient_checkpointing'] else 'no checkpointing'} &middot; "
-        f"{d['optimizer']} &middot; {d['loss']} loss &middot; "
+        f"{d['optimizer']} &middot; {_LOOP_WORDS[d['loop']]}, {d['loss']} loss &middot; "
         f"{'rows padded (attention mask)' if d['padded'] else 'unpadded rows'}"
     )
     rows = "".join(

@@ -138,7 +138,8 @@ def instant(state_sizes: Iterable[int], peak_bytes: int, gpu: Any = None,
 
 def state_sizes(setup: Any, prof: Any) -> list[int]:
     """The resident tensors of a run in load order: every weight, then each trainable tensor's
-    optimizer states (one block each) and, when kept between steps, its gradient."""
+    optimizer states (one block each) and, when kept between steps, its gradient (and a plain
+    loop's outputs)."""
     from .states import DTYPE_BYTES, OPTIMIZERS, _state_bytes
 
     sizes = [int(t.nbytes) for t in prof.tensors]
@@ -151,4 +152,8 @@ def state_sizes(setup: Any, prof: Any) -> list[int]:
             sizes += [state // opt.states] * opt.states
         if setup.keep_gradients:
             sizes.append(t.numel * DTYPE_BYTES[t.dtype])
+    if setup.loop == "plain" and prof.vocab:  # a plain loop's outputs, held from step to step
+        from .analytic import held_logits
+
+        sizes.append(held_logits(setup, prof))
     return sizes

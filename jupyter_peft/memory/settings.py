@@ -32,6 +32,12 @@ _DTYPE_ALIASES = {
     "float": "float32",
 }
 LOSSES = ("chunked", "full")
+LOOPS = {
+    "trl": "TRL's trainers (jp.train): TRL's chunked LM head, autocast as the train block says",
+    "trainer": "transformers' Trainer: the model's own loss over full logits, autocast as the train block says",
+    "plain": "your own loop (outputs = model(**batch); outputs.loss.backward()): the model's own loss, "
+             "no autocast unless asked, and the outputs' logits held until the next step replaces them",
+}
 # TRL trainers whose step runs chosen and rejected sequences together (twice the rows).
 PAIRED = ("dpo", "orpo", "cpo", "reward")
 
@@ -70,6 +76,8 @@ class Setup:
     padded: bool = False
     """The batch's rows are padded to its longest (an attention mask): SDPA then keeps keys and
     values repeated to every query head and the mask (trace.batch_rows)."""
+    loop: str = "trl"
+    """The loop that runs the step (LOOPS): trl, trainer or plain."""
     @property
     def targets(self) -> int:
         """Tokens the LM head scores per row: the labels of an encoder-decoder model, else the
@@ -145,7 +153,10 @@ def resolve(model_or_config: Any, plan: Any = None, **options: Any) -> Setup:
     quant = pick["quantization"] or (plan.effective_quantization if plan is not None else None)
     quant = quant or facts.get("quantization", "none")
     dtype = _dtype(pick["dtype"] or facts.get("dtype") or _config_dtype(config), "dtype")
+    loop = _choice(pick["loop"] or "trl", tuple(LOOPS), "loop")
     autocast = pick["autocast"]
+    if autocast is None and loop == "plain":  # a plain loop computes in the weights' dtype
+        autocast = "none"
     if autocast is None:  # the train block's bf16/fp16, else compute in the weights' dtype
         autocast = train["_mixed"] if "_mixed" in train else (dtype if dtype != "float32" else None)
     autocast = None if autocast in (None, False, "none", "no") else _dtype(autocast, "autocast")
@@ -158,7 +169,7 @@ def resolve(model_or_config: Any, plan: Any = None, **options: Any) -> Setup:
         autocast=autocast,
         gradient_checkpointing=bool(pick["gradient_checkpointing"]),
         optimizer=_optimizer(pick["optimizer"] or "adamw_torch_fused"),
-        loss=_loss(pick["loss"], config),
+        loss=_loss(pick["loss"] or (None if loop == "trl" else "full"), config),
         trainer=str(train.get("trainer", "sft")),
         quantization=_choice(str(quant), ("none", "4bit", "8bit"), "quantization"),
         double_quant=bool(pick["double_quant"] if pick["double_quant"] is not None else _double_quant(plan, facts)),
@@ -167,6 +178,7 @@ def resolve(model_or_config: Any, plan: Any = None, **options: Any) -> Setup:
         attention=_choice(pick["attention"] or "fused", ("fused", "eager"), "attention"),
         keep_gradients=bool(pick["keep_gradients"]),
         padded=_padded(pick["padded"], train, pick["batch_size"]),
+        loop=loop,
     )
     if setup.quantization != "none" and setup.full:
         raise PlanError(
@@ -191,6 +203,7 @@ _OPTIONS = {
     "target_len": "encoder-decoder models: label tokens per row (default: seq_len)",
     "attention": "fused (flash / memory-efficient kernels) or eager (s x s attention scores)",
     "keep_gradients": "gradients stay allocated between steps (zero_grad(set_to_none=False), torch < 2.0)",
+    "loop": "the loop that runs the step: trl (default), trainer (transformers' Trainer) or plain (your own)",
     "padded": "rows padded to the batch's longest, with an attention mask (default: yes unless packing, "
               "padding_free or one row; with a dataset: whether its longest batch is padded)",
 }

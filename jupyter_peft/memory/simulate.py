@@ -59,7 +59,7 @@ def simulate(setup: Setup, real: bool = False) -> Simulated:
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     from .build import meta_model
-    from .step import batch_for, keep_gradients, loss_of, reference_model, steady_optimizer, step
+    from .step import batch_for, keep_gradients, loss_of, previous_outputs, reference_model, steady_optimizer, step
     from .trace import PeakTracker, batch_rows, cuda_like, to_fake
 
     start = time.perf_counter()
@@ -80,11 +80,14 @@ def simulate(setup: Setup, real: bool = False) -> Simulated:
     tracker.mark_step()
     autocast = getattr(torch, setup.autocast) if setup.autocast else None
     with fake, tracker, _gpu_kernels(), batch_rows(setup.padded):
+        before = previous_outputs(setup, model)  # a plain loop's outputs of the step before
         with cuda_like(autocast):
-            loss = loss_of(setup, model, reference, batch)
+            loss, held = loss_of(setup, model, reference, batch)
+        del before  # `outputs = model(**batch)` has replaced them
         loss.backward()
         del loss
         step(optimizer, setup.keep_gradients)
+        del held
     breakdown: dict[str, int] = {}
     for kind, size in tracker.peak_breakdown().items():
         breakdown[_KINDS.get(kind, "temporaries")] = breakdown.get(_KINDS.get(kind, "temporaries"), 0) + size

@@ -44,14 +44,28 @@ def _is_classifier(model: Any) -> bool:
     return type(base).__name__.endswith("ForSequenceClassification")
 
 
-def loss_of(setup: Setup, model: Any, reference: Any, batch: dict[str, Any]) -> torch.Tensor:
-    """The training loss, keeping nothing but the loss alive (as Trainer.compute_loss does)."""
+def loss_of(setup: Setup, model: Any, reference: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, Any]:
+    """(the training loss, what the loop still holds of the forward). TRL's trainers and
+    transformers' Trainer keep nothing but the loss (Trainer.compute_loss); a plain loop
+    (`outputs = model(**batch)`, setup.loop "plain") holds the outputs, logits and all, until
+    the next step's forward has replaced them."""
     fused = {"fused_lm_head": True} if setup.loss == "chunked" and not _is_classifier(model) else {}
     if setup.trainer in ("dpo", "kto"):
         # the reference pass: the adapter disabled (or the reference copy), without grad
         with torch.no_grad(), _reference_of(model, reference) as ref:
             ref(**batch, **fused)
-    return model(**batch, **fused).loss
+    outputs = model(**batch, **fused)
+    return outputs.loss, (outputs if setup.loop == "plain" else None)
+
+
+def previous_outputs(setup: Setup, model: Any, device: str = "cpu") -> Any:
+    """A plain loop's outputs of the step before, alive through this step's forward (the
+    logits, the one large tensor); None for the trainers, which keep none."""
+    logits = getattr(base_model(model).get_output_embeddings(), "weight", None) if setup.loop == "plain" else None
+    if logits is None or _is_classifier(model):
+        return None
+    dtype = getattr(torch, setup.autocast) if setup.autocast else logits.dtype
+    return torch.empty((setup.rows, setup.targets, logits.shape[0]), dtype=dtype, device=device)
 
 
 @contextlib.contextmanager

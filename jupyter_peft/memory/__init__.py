@@ -66,10 +66,12 @@ def estimate(
     `model_or_config`: a model (real or on `meta`; a PeftModel is read through its base), a
     transformers config, or a local config folder. `plan`: a Plan, its YAML or mapping, or None
     (or "full") for full fine-tuning. Unset options come from the plan's `train:` block (TRL's
-    names), then TRL's GPU defaults. Other options: autocast, loss ("chunked": TRL's fused LM
-    head; "full": logits), quantization, double_quant. `gpu` (a preset name or bytes) is the
-    card `fits()` and the what-ifs compare against; `overhead` replaces the modelled CUDA
-    context and the allocator's gap (bytes). `batch` (method="measure"): the user's longest batch.
+    names), then TRL's GPU defaults. Other options: loop ("trl", "trainer" or "plain": what runs
+    the step, settings.LOOPS), autocast, loss ("chunked": TRL's fused LM head; "full": logits),
+    padded (rows padded to the longest: an attention mask), quantization, double_quant. `gpu`
+    (a preset name or bytes) is the card `fits()` and the what-ifs compare against; `overhead`
+    replaces the modelled CUDA context and the allocator's gap (bytes). `batch`
+    (method="measure"): the user's longest batch.
     `dataset` and `tokenizer`: the data the run will train on; the step estimated is the longest
     batch the trainer's sampler builds from it, and `.data` (data.batches.Batches) says at which
     step it comes and the row lengths that make it (`batch_size` and `seq_len` then set the

@@ -152,7 +152,7 @@ def _longest_batch(setup: Any, plan: Any, dataset: Any, tokenizer: Any, seq_len:
     rows = max(top.rows // (2 if setup.trainer in PAIRED else 1), 1)
     if padded is None:
         padded = any(length < top.seq_len for length in top.lengths)
-    return setup.replace(batch_size=rows, seq_len=top.seq_len, padded=bool(padded)), found
+    return setup.replace(batch_size=rows, seq_len=top.seq_len, padding=bool(padded)), found
 
 
 def _plan_for(model: Any, plan: Any) -> tuple[Any, str]:

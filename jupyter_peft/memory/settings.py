@@ -73,9 +73,8 @@ class Setup:
     """fused: flash / memory-efficient kernels (no s x s scores); eager: scores materialised."""
     keep_gradients: bool = False
     """Gradients stay allocated between steps (zero_grad(set_to_none=False), torch < 2.0)."""
-    padded: bool = False
-    """The batch's rows are padded to its longest (an attention mask): SDPA then keeps keys and
-    values repeated to every query head and the mask (trace.batch_rows)."""
+    padding: bool = False
+    """The trainer pads each batch's rows to its longest (unpacked rows of other lengths)."""
     loop: str = "trl"
     """The loop that runs the step (LOOPS): trl, trainer or plain."""
     @property
@@ -85,6 +84,12 @@ class Setup:
         if getattr(self.config, "is_encoder_decoder", False):
             return self.target_len or self.seq_len
         return self.seq_len + self.virtual_tokens
+
+    @property
+    def padded(self) -> bool:
+        """The batch has an attention mask (padding, and more than one row to pad): SDPA then
+        keeps keys and values repeated to every query head, and the mask (trace.batch_rows)."""
+        return self.padding and self.rows > 1
 
     @property
     def full(self) -> bool:
@@ -177,7 +182,7 @@ def resolve(model_or_config: Any, plan: Any = None, **options: Any) -> Setup:
         target_len=_positive(pick["target_len"], "target_len") if pick["target_len"] is not None else None,
         attention=_choice(pick["attention"] or "fused", ("fused", "eager"), "attention"),
         keep_gradients=bool(pick["keep_gradients"]),
-        padded=_padded(pick["padded"], train, pick["batch_size"]),
+        padding=_padding(pick["padded"], train),
         loop=loop,
     )
     if setup.quantization != "none" and setup.full:
@@ -233,17 +238,14 @@ def _train_settings(plan: Any) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None or k == "_mixed"}
 
 
-def _padded(value: Any, train: dict[str, Any], batch_size: Any) -> bool:
-    """Whether the batch's rows are padded: as given, else the trainer's collator on unpacked
-    data pads each batch of several rows to its longest (packing and padding_free do not pad;
-    one row has nothing to pad to)."""
+def _padding(value: Any, train: dict[str, Any]) -> bool:
+    """Whether the trainer pads: as given, else its collator pads each batch of unpacked rows to
+    the longest (packing and padding_free do not; one row has nothing to pad to: Setup.padded)."""
     if value is not None:
         if not isinstance(value, bool):
             raise PlanError(f"{value!r} is not valid: expected true or false", key="padded", value=value)
         return value
-    rows = _default(batch_size, 8)
-    paired = train.get("trainer", "sft") in PAIRED  # chosen and rejected are padded to one length
-    return not train.get("_unpadded", False) and (paired or not (isinstance(rows, int) and rows == 1))
+    return not train.get("_unpadded", False)
 
 
 def _as_plan(plan: Any) -> Any:

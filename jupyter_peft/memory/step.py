@@ -29,7 +29,7 @@ def batch_for(setup: Setup, model: Any, device: str = "cpu") -> dict[str, Any]:
     else:
         labels = ids
     batch = {"input_ids": ids, "labels": labels, "use_cache": False}  # as TRL calls the model
-    if setup.padded and device != "cpu" and setup.rows > 1:
+    if setup.padded and device != "cpu":
         # a real device reads a real mask: every row but the first one token short, as the
         # trainer's collator pads a batch of rows of other lengths (on fake tensors the
         # simulation makes the mask's memory itself: trace.batch_rows)

@@ -42,6 +42,7 @@ def test_the_simulated_and_the_instant_padded_steps_agree():
 def test_who_pads():
     assert _setup().padded  # several unpacked rows: the collator pads them to the longest
     assert not _setup(batch_size=1).padded  # one row: nothing to pad to, no mask
+    assert not _setup().replace(batch_size=1).padded  # what-ifs and searches that shrink the batch too
     assert not _setup(padded=False).padded
     packed = jp.Plan.from_yaml(LORA + "\ntrain: {packing: true}")
     assert not resolve(tiny.config("llama"), packed, batch_size=4, seq_len=64).padded

@@ -199,13 +199,15 @@ def _run(method: str, setup: Any, batch: Any, card: Any = None, data: Any = None
         if data is not None:  # the data's batches in order: blocks cached for other lengths (varying.py)
             from .varying import over_data
 
-            varied, why = over_data(setup, s, data, card)
+            varied, why, expandable = over_data(setup, s, data, card)
             over_data_bytes = max(varied.reserved_bytes, r.reserved_bytes) if varied is not None else 0
+            expandable_bytes = expandable.reserved_bytes if expandable is not None else 0
         out = MemoryEstimate(
             s.peak_bytes, s.breakdown, method, setup, modelled_overhead(s.peak_bytes), s.paged_bytes, s.phase
         )
         if data is not None:
             out.reserved_over_data, out.reserved_over_data_note = over_data_bytes, why
+            out.reserved_over_data_expandable = expandable_bytes
     else:
         m = measure(setup, batch)
         return MemoryEstimate(m.peak_bytes, m.breakdown, method, setup, m.overhead_bytes, 0, "measured step",

@@ -70,6 +70,10 @@ class MemoryEstimate:
     with room to spare shows. Not what must fit: short of memory, the allocator frees its cached
     blocks and retries before it raises OOM, so `fits` uses the one-length `reserved_bytes`.
     0: not modelled (one length, or the analytic method)."""
+    reserved_over_data_expandable: int = 0
+    """`reserved_over_data` with PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (one segment per
+    pool that grows in place, so blocks cached for one length serve the next); 0: not modelled,
+    or the allocator settings already expand."""
     reserved_over_data_note: str = ""
     """Why `reserved_over_data` could not be modelled, when it could not."""
     data_note: str = ""
@@ -175,6 +179,7 @@ class MemoryEstimate:
             "gpu": None,
             "data_line": self.data_line,
             "reserved_over_data": int(self.reserved_over_data),
+            "reserved_over_data_expandable": int(self.reserved_over_data_expandable),
             "data": self.data.to_json() if self.data is not None else None,
         }
         if self.gpu is not None:
@@ -288,6 +293,11 @@ def render_html(est: MemoryEstimate) -> str:
             f"; over the data's steps (other batch lengths' blocks stay cached) max_memory_reserved reaches "
             f"{est.reserved_over_data / GiB:.2f} GiB on a card with room to spare"
         )
+        if est.reserved_over_data_expandable and est.reserved_over_data_expandable < est.reserved_over_data:
+            note += (
+                f" ({est.reserved_over_data_expandable / GiB:.2f} GiB with "
+                f"PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True, set before torch first uses the GPU)"
+            )
     return (
         f"<div class='jp-memory' style='font-family:sans-serif;font-size:13px'>"
         f"<div>{head}</div><div style='color:#555;margin:2px 0 6px'>{settings}</div>"

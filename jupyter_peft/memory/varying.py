@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .allocator import settings_from_env
 from .reserved import Reserved, _apply, _kept, started
 
 WINDOW = 24
@@ -81,21 +82,30 @@ def replay_batches(events: list[tuple[int, int]], step_start: int, powers: list[
     }, result.segments)
 
 
-def over_data(setup: Any, simulated: Any, data: Any, gpu: Any = None) -> tuple[Reserved | None, str]:
-    """(reserved over the data's steps, "") or (None, why not)."""
+def over_data(setup: Any, simulated: Any, data: Any, gpu: Any = None) -> tuple[Reserved | None, str, Reserved | None]:
+    """(reserved over the data's steps, "", the same with expandable segments) or (None, why
+    not, None). The expandable replay is None when the allocator settings already expand (one
+    segment per pool that grows, so blocks cached for one length serve the next: allocator.py)."""
     from .simulate import simulate
 
     top = data.longest if data is not None else None
     if top is None or len({b.seq_len for b in data.items}) < 2:
-        return None, ""  # one length: the steady replay is the answer
+        return None, "", None  # one length: the steady replay is the answer
     half = max(8, setup.seq_len // 2)
     if half >= setup.seq_len:
-        return None, ""
+        return None, "", None
     short = simulate(setup.replace(seq_len=half))
     if short.step_start != simulated.step_start:
-        return None, "the two simulated lengths load different states: reserved is for one length"
+        return None, "the two simulated lengths load different states: reserved is for one length", None
     powers = exponents(simulated.events[simulated.step_start:], short.events[short.step_start:],
                        setup.seq_len / half)
     if powers is None:
-        return None, "the step allocates differently at another length: reserved is for one length"
-    return replay_batches(simulated.events, simulated.step_start, powers, data, top.seq_len, top.rows, gpu), ""
+        return None, "the step allocates differently at another length: reserved is for one length", None
+    settings = settings_from_env()
+    varied = replay_batches(simulated.events, simulated.step_start, powers, data, top.seq_len, top.rows, gpu,
+                            settings)
+    expandable = None
+    if not settings.get("expandable_segments"):
+        expandable = replay_batches(simulated.events, simulated.step_start, powers, data, top.seq_len, top.rows,
+                                    gpu, {**settings, "expandable_segments": True})
+    return varied, "", expandable

@@ -50,6 +50,9 @@ def test_the_datas_varying_lengths_keep_more_reserved_than_one_length():
                       batch_size=est.setup.batch_size, seq_len=est.setup.seq_len)
     assert est.peak_bytes == one.peak_bytes and est.reserved_bytes == one.reserved_bytes  # fits: one length
     assert est.reserved_over_data > est.reserved_bytes and est.reserved_over_data_note == ""
+    # one segment per pool that grows in place keeps less cached for the other lengths
+    assert 0 < est.reserved_over_data_expandable < est.reserved_over_data
+    assert "expandable_segments:True" in est._repr_html_()
     assert "over the data's steps" in est._repr_html_()
     same = Dataset.from_list([{"text": "word " * 30}] * 16)  # one length: nothing more to model
     flat = jp.estimate(tiny.config("llama"), plan, method="simulate", dataset=same, tokenizer=tiny.tokenizer(),

@@ -298,6 +298,13 @@ def render_html(est: MemoryEstimate) -> str:
                 f" ({est.reserved_over_data_expandable / GiB:.2f} GiB with "
                 f"PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True, set before torch first uses the GPU)"
             )
+        beyond = est.reserved_over_data + est.paged_bytes + est.overhead_bytes
+        if est.gpu is not None and est.fits() and beyond > est.gpu.bytes:
+            note += (
+                f". On the {html.escape(est.gpu.name)} that cache does not fit: when it runs short the allocator "
+                f"frees its cached blocks and retries (slower steps), and blocks pinned in half-used segments "
+                f"can still make it run out; expandable segments avoid that"
+            )
     return (
         f"<div class='jp-memory' style='font-family:sans-serif;font-size:13px'>"
         f"<div>{head}</div><div style='color:#555;margin:2px 0 6px'>{settings}</div>"

@@ -54,6 +54,14 @@ def test_the_datas_varying_lengths_keep_more_reserved_than_one_length():
     assert 0 < est.reserved_over_data_expandable < est.reserved_over_data
     assert "expandable_segments:True" in est._repr_html_()
     assert "over the data's steps" in est._repr_html_()
+    # a card the one-length step fits but the cache over the data does not: said, and what helps
+    from jupyter_peft.memory.fit import Gpu
+
+    beyond = est.reserved_over_data + est.paged_bytes + est.overhead_bytes
+    est.gpu = Gpu("small card", (est.total_bytes + beyond) // 2)
+    assert est.fits() and "that cache does not fit" in est._repr_html_()
+    est.gpu = Gpu("roomy card", beyond * 2)
+    assert "that cache does not fit" not in est._repr_html_()
     same = Dataset.from_list([{"text": "word " * 30}] * 16)  # one length: nothing more to model
     flat = jp.estimate(tiny.config("llama"), plan, method="simulate", dataset=same, tokenizer=tiny.tokenizer(),
                        dtype="bfloat16")

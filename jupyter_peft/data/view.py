@@ -47,7 +47,7 @@ class Row:
         return f"<div style='font-family:monospace;white-space:pre-wrap;margin:4px 0'>{label}{''.join(spans)}</div>"
 
 
-@dataclass
+@dataclass(repr=False)
 class DataView:
     """What `preview` found (see the module docstring)."""
 
@@ -99,14 +99,24 @@ class DataView:
             "problems": [str(p) for p in self.problems],
         }
 
-    def _repr_html_(self) -> str:
-        head = (f"<b>{self.sampled}</b> of {self.total_rows} rows as the {html.escape(self.trainer)} trainer sees "
-                f"them: {self.truncated} truncated at max_length {self.max_length}, {self.dropped} dropped; "
+    def summary(self) -> str:
+        """One line: the rows seen, the cut, the padding and the longest batch."""
+        line = (f"{self.sampled} of {self.total_rows} rows as the {self.trainer} trainer sees them: "
+                f"{self.truncated} truncated at max_length {self.max_length}, {self.dropped} dropped; "
                 f"padding efficiency {self.batches.efficiency:.0%}")
         top = self.longest
         if top is not None:
-            head += (f"; longest batch: step {top.step} ({top.rows} x {top.seq_len} tokens, rows of "
+            line += (f"; longest batch: step {top.step} ({top.rows} x {top.seq_len} tokens, rows of "
                      f"{', '.join(map(str, top.lengths))})")
+        if self.problems:
+            line += f"; {len(self.problems)} format problem(s), the first: {self.problems[0]}"
+        return line
+
+    def __repr__(self) -> str:
+        return f"DataView({self.summary()})"
+
+    def _repr_html_(self) -> str:
+        head = html.escape(self.summary())
         rows = "".join(r.html() for r in self.rows)
         legend = "<div style='color:#555'>highlighted: tokens that train (labels != -100)</div>"
         return f"<div class='jp-data' style='font-size:13px;max-width:760px'><div>{head}</div>{legend}{rows}</div>"

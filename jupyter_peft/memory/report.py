@@ -288,6 +288,10 @@ def render_html(est: MemoryEstimate) -> str:
             f"; reserved {(est.peak_bytes + est.allocator_bytes) / GiB:.2f} GiB "
             f"(max_memory_reserved: {html.escape(parts)})"
         )
+    varies = est.data is not None and len({b.seq_len for b in getattr(est.data, "items", [])}) > 1
+    if varies and est.method == "analytic":
+        note += ("; the data's batches vary in length, and blocks cached for one length may not serve the next: "
+                 "method='simulate' replays them through the allocator (reserved over the data's steps)")
     if est.reserved_over_data:
         note += (
             f"; over the data's steps (other batch lengths' blocks stay cached) max_memory_reserved reaches "

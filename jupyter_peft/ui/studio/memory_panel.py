@@ -214,9 +214,11 @@ def _gpu_record(est: Any, card: dict[str, Any], scale: int) -> dict[str, Any]:
 def _setup_text(s: dict[str, Any]) -> str:
     autocast = f" + {s['autocast']} autocast" if s["autocast"] else ""
     ckpt = "gradient checkpointing" if s["gradient_checkpointing"] else "no checkpointing"
+    loss = "chunked LM head" if s.get("loss") == "chunked" else "full logits"
+    rows = " · rows padded" if s.get("padded") else ""
     return (
         f"{s['method']} · batch {s['batch_size']} × {s['seq_len']} tokens · {s['dtype']}{autocast} · "
-        f"{ckpt} · {s['optimizer']}"
+        f"{ckpt} · {s['optimizer']} · {loss}{rows}"
     )
 
 

@@ -54,7 +54,9 @@ def _parser() -> _Parser:
                    help="what runs the step: TRL (default), transformers' Trainer, or your own loop")
     p.add_argument("--padded", dest="padded", action="store_true", default=None,
                    help="rows padded to the batch's longest (default unless packing or one row)")
-    p.add_argument("--unpadded", dest="padded", action="store_false", help="rows of one length (packed data)")
+    p.add_argument("--unpadded", dest="padded", action="store_false", help="rows of one length")
+    p.add_argument("--packed", action="store_true", default=None,
+                   help="padding-free rows: one row of batch x seq tokens (default: the train block's packing)")
     p.add_argument("--dataset", help="notebook variable holding the training data: the estimate is for its longest "
                                      "batch (default: the plan's train.dataset, when the notebook defines it)")
     p.add_argument("--tokenizer", help="notebook variable holding the tokenizer for --dataset (default: tokenizer)")
@@ -85,6 +87,7 @@ def estimate_magic(args: list[str], user_ns: dict[str, Any]) -> Any:
         gradient_checkpointing=opts.gc,
         loss=opts.loss,
         padded=opts.padded,
+        packed=opts.packed,
         loop=opts.loop,
         quantization=opts.quantization,
         method="simulate" if opts.simulate else "analytic",

@@ -123,7 +123,7 @@ def _head_bytes(prof: Profile) -> int:
 
 
 def _moments(setup: Setup, prof: Profile, states: dict[str, float]) -> dict[str, dict[str, float]]:
-    rows, seq = setup.rows, setup.seq_len + setup.virtual_tokens
+    rows, seq = setup.step_shape  # packed rows are one row
     keeping = max(prof.layers - prof.frozen_below, 1)  # layers that keep activations
     per_layer = prof.layer_retained.at(rows, seq)
     held = prof.end_forward.at(rows, seq) + (keeping - 1) * per_layer
@@ -146,6 +146,11 @@ def _moments(setup: Setup, prof: Profile, states: dict[str, float]) -> dict[str,
         "end of backward": {"gradients": states["grads"], "temporaries": states["embedding_temp"]},
         "optimizer step": {"gradients": states["grads"], "temporaries": states["step_temp"]},
     }
+    # the boolean mask transformers makes once per forward (rows x s x s) lives through the
+    # backbone's forward, and with checkpointing until the last recomputed layer (a saved input)
+    mask = rows * seq * seq if setup.masked else 0
+    for phase in ("forward", "head", "loss backward", "backward") if setup.gradient_checkpointing else ("forward",):
+        moments[phase]["activations"] = moments[phase].get("activations", 0) + mask
     return moments
 
 

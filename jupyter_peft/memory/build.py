@@ -121,9 +121,10 @@ def build_base(model_class: str | None, config: Any, dtype: str, device: str = "
                 key="model_or_config",
             )
     config = copy.deepcopy(config)
-    # sdpa: on fake tensors trace.CudaLike routes it to a fused kernel, as CUDA would run it;
-    # models without SDPA support run eager attention, as transformers would run them
-    fused = attention == "fused" and getattr(cls, "_supports_sdpa", True)
+    # sdpa: on fake tensors trace.CudaLike routes it to a fused kernel, as CUDA would run it
+    # (flash attention's kernels keep what it keeps without a mask); models without SDPA support
+    # run eager attention, as transformers would run them
+    fused = attention in ("fused", "flash") and getattr(cls, "_supports_sdpa", True)
     config._attn_implementation = "sdpa" if fused else "eager"
     # _from_config sets torch's process-wide default dtype while it builds and restores it after:
     # two estimates building at once (the studio's thread, a run's) could restore each other's

@@ -135,7 +135,7 @@ def _build(setup: Setup) -> Profile:
         # eager attention (a model without SDPA support, or asked for) and a padded batch's
         # mask (b x s x s per layer, trace.batch_rows) need the square term
         eager = one.config._attn_implementation != "sdpa" if hasattr(one, "config") else False
-        square = eager or setup.padded
+        square = eager or setup.masked
         seqs = (_PROBE_SEQ, 2 * _PROBE_SEQ, 4 * _PROBE_SEQ) if square else (_PROBE_SEQ, 2 * _PROBE_SEQ)
         runs = {
             (n_layers, seq): _run(setup, model, _PROBE_ROWS, seq, backward=n_layers == 1)
@@ -225,7 +225,7 @@ def _run(setup: Setup, model: Any, rows: int, seq: int, backward: bool = True) -
     embedded: list[Any] = []
     hook = _input_embeddings(model).register_forward_hook(lambda m, i, out: embedded.append(out))
     autocast = getattr(torch, setup.autocast) if setup.autocast else None
-    with fake, batch_rows(setup.padded):
+    with fake, batch_rows(setup.masked):
         ids = torch.zeros((rows, seq + setup.virtual_tokens), dtype=torch.long)
         weights = torch.empty(_hidden_size(model), dtype=getattr(torch, setup.dtype))
         with ByteCounter() as counter:

@@ -250,8 +250,20 @@ def describe(setup: Any) -> dict[str, Any]:
         "quantization": setup.quantization,
         "double_quant": setup.double_quant,
         "padded": setup.padded,
+        "packed": setup.packed,
+        "masked": setup.masked,
+        "attention": setup.attention,
         "loop": setup.loop,
     }
+
+
+def rows_words(d: dict[str, Any]) -> str:
+    """How the batch's rows reach attention, in words, from `describe`'s dict."""
+    if d.get("packed"):
+        return "rows packed into one (block-causal mask)" if d.get("masked") else "rows packed into one"
+    if d.get("padded"):
+        return "rows padded (attention mask)" if d.get("masked") else "rows padded"
+    return "unpadded rows"
 
 
 def render_html(est: MemoryEstimate) -> str:
@@ -269,7 +281,7 @@ def render_html(est: MemoryEstimate) -> str:
         f"{' + ' + d['autocast'] + ' autocast' if d['autocast'] else ''} &middot; "
         f"{'gradient checkpointing' if d['gradient_checkpointing'] else 'no checkpointing'} &middot; "
         f"{d['optimizer']} &middot; {_LOOP_WORDS[d['loop']]}, {d['loss']} loss &middot; "
-        f"{'rows padded (attention mask)' if d['padded'] else 'unpadded rows'}"
+        f"{rows_words(d)}"
     )
     rows = "".join(
         f"<tr><td><span style='display:inline-block;width:10px;height:10px;"

@@ -75,6 +75,9 @@ class Setup:
     """Gradients stay allocated between steps (zero_grad(set_to_none=False), torch < 2.0)."""
     padding: bool = False
     """The trainer pads each batch's rows to its longest (unpacked rows of other lengths)."""
+    packed: bool = False
+    """Padding-free rows (TRL's packing, padding_free): the batch is one row of rows x seq_len
+    tokens with position ids; SDPA then gets a block-causal mask over all of them."""
     loop: str = "trl"
     """The loop that runs the step (LOOPS): trl, trainer or plain."""
     @property
@@ -87,9 +90,22 @@ class Setup:
 
     @property
     def padded(self) -> bool:
-        """The batch has an attention mask (padding, and more than one row to pad): SDPA then
-        keeps keys and values repeated to every query head, and the mask (trace.batch_rows)."""
-        return self.padding and self.rows > 1
+        """The batch's rows are padded (padding, and more than one row to pad)."""
+        return self.padding and self.rows > 1 and not self.packed
+
+    @property
+    def masked(self) -> bool:
+        """SDPA gets an attention mask (padded rows, or packed ones: transformers builds a
+        block-causal mask from their position ids): it then keeps keys and values repeated to
+        every query head, and the mask (trace.batch_rows). Flash attention's varlen kernels
+        take neither."""
+        return self.attention == "fused" and (self.padded or self.packed)
+
+    @property
+    def step_shape(self) -> tuple[int, int]:
+        """(rows, tokens per row) of the step's tensors: packed rows are one row."""
+        seq = self.seq_len + self.virtual_tokens
+        return (1, self.rows * seq) if self.packed else (self.rows, seq)
 
     @property
     def full(self) -> bool:
@@ -135,7 +151,7 @@ class Setup:
             self.double_quant,
             self.trainer,
             self.attention,
-            self.padded,
+            self.masked,
         )
 
 
@@ -180,9 +196,11 @@ def resolve(model_or_config: Any, plan: Any = None, **options: Any) -> Setup:
         double_quant=bool(pick["double_quant"] if pick["double_quant"] is not None else _double_quant(plan, facts)),
         model_class=facts.get("model_class") or _config_class(config),
         target_len=_positive(pick["target_len"], "target_len") if pick["target_len"] is not None else None,
-        attention=_choice(pick["attention"] or "fused", ("fused", "eager"), "attention"),
+        attention=_choice(pick["attention"] or facts.get("attention") or "fused", ("fused", "eager", "flash"),
+                          "attention"),
         keep_gradients=bool(pick["keep_gradients"]),
         padding=_padding(pick["padded"], train),
+        packed=_packed(pick["packed"], train, config),
         loop=loop,
     )
     if setup.quantization != "none" and setup.full:
@@ -206,7 +224,10 @@ _OPTIONS = {
     "quantization": "none, 4bit or 8bit base weights (default: the plan's, else the model's)",
     "double_quant": "4-bit double quantization (bnb_4bit_use_double_quant)",
     "target_len": "encoder-decoder models: label tokens per row (default: seq_len)",
-    "attention": "fused (flash / memory-efficient kernels) or eager (s x s attention scores)",
+    "attention": "fused (SDPA's flash / memory-efficient kernels), flash (flash_attention_2/3: varlen, no mask) "
+                 "or eager (s x s attention scores); default: the model's",
+    "packed": "padding-free rows: the batch is one row of batch_size x seq_len tokens (default: the train "
+              "block's packing or padding_free)",
     "keep_gradients": "gradients stay allocated between steps (zero_grad(set_to_none=False), torch < 2.0)",
     "loop": "the loop that runs the step: trl (default), trainer (transformers' Trainer) or plain (your own)",
     "padded": "rows padded to the batch's longest, with an attention mask (default: yes unless packing, "
@@ -227,6 +248,9 @@ def _train_settings(plan: Any) -> dict[str, Any]:
     out["seq_len"] = merged.get("max_length")
     out["optimizer"] = merged.get("optim")
     out["_unpadded"] = bool(merged.get("packing") or merged.get("padding_free"))
+    # TRL makes packed rows padding-free unless the packing strategy is "wrapped" (full rows)
+    wrapped = merged.get("packing") and str(merged.get("packing_strategy", "bfd")) == "wrapped"
+    out["_packed"] = bool(merged.get("padding_free") or (merged.get("packing") and not wrapped))
     ckpt = merged.get("activation_checkpointing", merged.get("gradient_checkpointing"))
     out["gradient_checkpointing"] = ckpt if ckpt is not None else plan.method not in NO_CHECKPOINTING
     if merged.get("fp16"):
@@ -236,6 +260,14 @@ def _train_settings(plan: Any) -> dict[str, Any]:
     else:
         out["_mixed"] = None
     return {k: v for k, v in out.items() if v is not None or k == "_mixed"}
+
+
+def _packed(value: Any, train: dict[str, Any], config: Any) -> bool:
+    if value is not None:
+        if not isinstance(value, bool):
+            raise PlanError(f"{value!r} is not valid: expected true or false", key="packed", value=value)
+        return value
+    return bool(train.get("_packed", False)) and not getattr(config, "is_encoder_decoder", False)
 
 
 def _padding(value: Any, train: dict[str, Any]) -> bool:
@@ -316,6 +348,11 @@ def _model_facts(model: Any) -> tuple[Any, dict[str, Any]]:
     if quant is not None:
         get = quant.get if isinstance(quant, dict) else lambda k, d=None: getattr(quant, k, d)
         facts["double_quant"] = bool(get("bnb_4bit_use_double_quant", False))
+    implementation = str(getattr(config, "_attn_implementation", "") or "")
+    if implementation.startswith("flash") or "flash_attn" in implementation:
+        facts["attention"] = "flash"
+    elif implementation == "eager":
+        facts["attention"] = "eager"
     floats = [p.dtype for p in base.parameters() if p.dtype.is_floating_point]
     if floats:
         facts["dtype"] = str(max(set(floats), key=floats.count)).replace("torch.", "")

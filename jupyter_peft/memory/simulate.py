@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from .._compat import base_model
 from .settings import Setup
 from .states import optimizer_bytes
 
@@ -59,7 +60,16 @@ def simulate(setup: Setup, real: bool = False) -> Simulated:
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     from .build import meta_model
-    from .step import batch_for, keep_gradients, loss_of, previous_outputs, reference_model, steady_optimizer, step
+    from .step import (
+        batch_for,
+        keep_gradients,
+        loss_of,
+        model_mask,
+        previous_outputs,
+        reference_model,
+        steady_optimizer,
+        step,
+    )
     from .trace import PeakTracker, batch_rows, cuda_like, to_fake
 
     start = time.perf_counter()
@@ -79,13 +89,23 @@ def simulate(setup: Setup, real: bool = False) -> Simulated:
     tracker.track_external(*(m for m in (model, reference) if m is not None), optimizer)
     tracker.mark_step()
     autocast = getattr(torch, setup.autocast) if setup.autocast else None
-    with fake, tracker, _gpu_kernels(), batch_rows(setup.padded):
+    with fake, tracker, _gpu_kernels(), batch_rows(setup.masked):
         before = previous_outputs(setup, model)  # a plain loop's outputs of the step before
+        # the mask lives through the backbone's forward; checkpointing keeps it as a saved input
+        mask, hook = {"mask": model_mask(setup)}, None
+        decoder = getattr(base_model(model), "get_decoder", lambda: None)() if mask["mask"] is not None else None
+        if decoder is not None and not setup.gradient_checkpointing:
+            hook = decoder.register_forward_hook(lambda *_: mask.clear())
         with cuda_like(autocast):
             loss, held = loss_of(setup, model, reference, batch)
         del before  # `outputs = model(**batch)` has replaced them
+        if hook is not None:
+            hook.remove()
+        if not setup.gradient_checkpointing:
+            mask.clear()
         loss.backward()
         del loss
+        mask.clear()
         step(optimizer, setup.keep_gradients)
         del held
     breakdown: dict[str, int] = {}

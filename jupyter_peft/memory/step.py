@@ -20,8 +20,10 @@ from .settings import Setup
 
 
 def batch_for(setup: Setup, model: Any, device: str = "cpu") -> dict[str, Any]:
-    """A batch of `setup.rows` sequences of `setup.seq_len` tokens (ids 0: values do not matter)."""
-    ids = torch.zeros((setup.rows, setup.seq_len), dtype=torch.long, device=device)
+    """A batch of `setup.rows` sequences of `setup.seq_len` tokens (ids 0: values do not matter);
+    packed, one row of them all."""
+    ids = torch.zeros((1, setup.rows * setup.seq_len) if setup.packed else (setup.rows, setup.seq_len),
+                      dtype=torch.long, device=device)
     if _is_classifier(model):
         labels = torch.zeros((setup.rows,), dtype=torch.long, device=device)
     elif getattr(setup.config, "is_encoder_decoder", False):
@@ -29,6 +31,8 @@ def batch_for(setup: Setup, model: Any, device: str = "cpu") -> dict[str, Any]:
     else:
         labels = ids
     batch = {"input_ids": ids, "labels": labels, "use_cache": False}  # as TRL calls the model
+    if setup.packed and device != "cpu":  # the sequences' own position ids, as TRL's collator makes them
+        batch["position_ids"] = torch.arange(setup.seq_len, device=device).repeat(setup.rows)[None]
     if setup.padded and device != "cpu":
         # a real device reads a real mask: every row but the first one token short, as the
         # trainer's collator pads a batch of rows of other lengths (on fake tensors the
@@ -58,6 +62,15 @@ def loss_of(setup: Setup, model: Any, reference: Any, batch: dict[str, Any]) -> 
     return outputs.loss, (outputs if setup.loop == "plain" else None)
 
 
+def model_mask(setup: Setup) -> Any:
+    """The boolean mask transformers builds once per forward for a masked batch (rows, 1, s, s)
+    on fake tensors, where it cannot build it itself (trace.batch_rows); None without a mask."""
+    if not setup.masked:
+        return None
+    rows, seq = setup.step_shape
+    return torch.empty((rows, 1, seq, seq), dtype=torch.bool)
+
+
 def previous_outputs(setup: Setup, model: Any, device: str = "cpu") -> Any:
     """A plain loop's outputs of the step before, alive through this step's forward (the
     logits, the one large tensor); None for the trainers, which keep none."""
@@ -65,7 +78,8 @@ def previous_outputs(setup: Setup, model: Any, device: str = "cpu") -> Any:
     if logits is None or _is_classifier(model):
         return None
     dtype = getattr(torch, setup.autocast) if setup.autocast else logits.dtype
-    return torch.empty((setup.rows, setup.targets, logits.shape[0]), dtype=dtype, device=device)
+    rows, tokens = setup.step_shape if setup.packed else (setup.rows, setup.targets)
+    return torch.empty((rows, tokens, logits.shape[0]), dtype=dtype, device=device)
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from ..._format import format_bytes as size_text
 from ...memory import estimate
 from ...memory.fit import GPUS, GiB, Gpu, MiB
 from ...memory.options import _MAX_BATCH as MAX_BATCH  # where memory's batch search stops
+from ...memory.report import rows_words
 
 DEFAULT_GPU = "A100-80GB"
 CUSTOM = "custom"
@@ -215,10 +216,9 @@ def _setup_text(s: dict[str, Any]) -> str:
     autocast = f" + {s['autocast']} autocast" if s["autocast"] else ""
     ckpt = "gradient checkpointing" if s["gradient_checkpointing"] else "no checkpointing"
     loss = "chunked LM head" if s.get("loss") == "chunked" else "full logits"
-    rows = " · rows padded" if s.get("padded") else ""
     return (
         f"{s['method']} · batch {s['batch_size']} × {s['seq_len']} tokens · {s['dtype']}{autocast} · "
-        f"{ckpt} · {s['optimizer']} · {loss}{rows}"
+        f"{ckpt} · {s['optimizer']} · {loss} · {rows_words(s)}"
     )
 
 

@@ -106,3 +106,15 @@ def test_a_slow_preparation_shows_a_progress_line(shell):
     assert texts[0].startswith("tokenizing 10,000 rows as TRL's sft trainer will: ") and texts[0].endswith("so far")
     assert texts[-1].startswith("tokenizing 10,000 rows as TRL's sft trainer will: done in ")
     assert not any("3 rows" in t for t in texts)
+
+
+def test_packed_data_is_one_row_under_one_block_causal_mask():
+    """TRL packs padding-free: the collated batch is one row of the packed sequences, and the
+    estimate is for that row, with SDPA's mask over all its tokens."""
+    tok, data = tiny.tokenizer(), _data()
+    plan = jp.Plan.from_yaml(PLAN.replace("seed: 3}", "seed: 3, packing: true, max_length: 64}"))
+    est = jp.estimate(tiny.build("llama"), plan, dataset=data, tokenizer=tok)
+    top = est.data.longest
+    assert top.rows == 1 and est.setup.batch_size == 1 and est.setup.seq_len == top.seq_len
+    assert est.setup.packed and est.setup.masked and not est.setup.padded
+    assert "rows packed into one" in est._repr_html_()

@@ -105,8 +105,12 @@ def _states(setup: Setup, prof: Profile) -> dict[str, float]:
 def held_logits(setup: Setup, prof: Profile) -> int:
     """Bytes of the logits a plain loop's `outputs` hold between steps: the step before's
     during the forward, this step's after it (`outputs = model(**batch)`)."""
-    compute = DTYPES[setup.autocast] if setup.autocast else DTYPES.get(prof.head_dtype, 4)
-    return setup.rows * setup.targets * prof.vocab * compute
+    return setup.rows * setup.targets * prof.vocab * _compute_bytes(setup, prof)
+
+
+def _compute_bytes(setup: Setup, prof: Profile) -> int:
+    """Bytes per value of the logits: autocast's dtype, else the head's own."""
+    return DTYPES[setup.autocast] if setup.autocast else DTYPES.get(prof.head_dtype, 4)
 
 
 def _in_layer(name: str) -> bool:
@@ -158,7 +162,7 @@ def _head(setup: Setup, prof: Profile) -> dict[str, float]:
     """Bytes of the LM head and loss: during forward, kept for backward, added in backward."""
     if not prof.vocab:
         return {"forward": 0, "kept": 0, "backward": 0}
-    compute = DTYPES[setup.autocast] if setup.autocast else DTYPES.get(prof.head_dtype, 4)
+    compute = _compute_bytes(setup, prof)
     hidden_bytes = DTYPES[setup.dtype]
     head = (
         _full_head(setup, prof, compute) if setup.loss == "full" else _chunked_head(setup, prof, compute, hidden_bytes)

@@ -262,11 +262,16 @@ def _train_settings(plan: Any) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None or k == "_mixed"}
 
 
+def _flag(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise PlanError(f"{value!r} is not valid: expected true or false", key=key, value=value)
+    return value
+
+
 def _packed(value: Any, train: dict[str, Any], config: Any) -> bool:
+    """Padding-free rows: as given, else the train block's packing or padding_free (TRL's)."""
     if value is not None:
-        if not isinstance(value, bool):
-            raise PlanError(f"{value!r} is not valid: expected true or false", key="packed", value=value)
-        return value
+        return _flag(value, "packed")
     return bool(train.get("_packed", False)) and not getattr(config, "is_encoder_decoder", False)
 
 
@@ -274,9 +279,7 @@ def _padding(value: Any, train: dict[str, Any]) -> bool:
     """Whether the trainer pads: as given, else its collator pads each batch of unpacked rows to
     the longest (packing and padding_free do not; one row has nothing to pad to: Setup.padded)."""
     if value is not None:
-        if not isinstance(value, bool):
-            raise PlanError(f"{value!r} is not valid: expected true or false", key="padded", value=value)
-        return value
+        return _flag(value, "padded")
     return not train.get("_unpadded", False)
 
 

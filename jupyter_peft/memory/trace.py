@@ -5,13 +5,15 @@ The simulation (`simulate.py`) and the layer probe (`probe.py`) share these tool
 - `fused_attention`: a custom op with flash attention's memory behaviour (saves q, k, v, the
   output and the fp32 log-sum-exp; nothing of size s^2). CPU's SDPA would take its math path
   on fake tensors and materialise the s^2 scores, which no CUDA kernel does.
-- `batch_rows(padded)`: the simulated batch's rows. Unpadded rows (packed data, one row, rows of
-  one length) give transformers no mask: SDPA runs causal flash with GQA's few key/value heads.
-  Padded rows (the trainer pads each batch to its longest row) give it a boolean mask, and then
-  (transformers' `use_gqa_in_sdpa`) keys and values are repeated to every query head, and CUDA's
-  SDPA, which has no flash kernel with a mask, runs the memory-efficient kernel: it keeps the
-  repeated keys and values and the mask converted to the query's dtype (`convert_boolean_attn_mask`
-  in aten/src/ATen/native/transformers/attention.cpp), b x s x s per layer.
+- `batch_rows(masked)`: the simulated batch's rows. Rows of one length (or one row, or packed rows
+  under flash attention's varlen kernels) give transformers no mask: SDPA runs causal flash with
+  GQA's few key/value heads. Padded rows (the trainer pads each batch to its longest row) and
+  packed ones (one row of many sequences, told apart by their position ids) give it a boolean
+  mask, and then (transformers' `use_gqa_in_sdpa`) keys and values are repeated to every query
+  head, and CUDA's SDPA, which has no flash kernel with a mask, runs the memory-efficient kernel:
+  it keeps the repeated keys and values and the mask converted to the query's dtype
+  (`convert_boolean_attn_mask` in aten/src/ATen/native/transformers/attention.cpp), rows x s x s
+  per layer.
 - `CudaLike`: a TorchFunctionMode that routes `scaled_dot_product_attention` to that op and,
   under autocast, applies CUDA's fp32 op list (layer_norm, softmax, pow, exp, ...), which CPU
   autocast does not have. Matmuls are cast by CPU autocast itself, as CUDA's would be.
@@ -64,7 +66,7 @@ def fused_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float, bias: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(out, lse) for q (b, a, s, d) and k, v (b, a_kv, t, d); out laid out (b, s, a, d) like flash's.
-    `bias`: a padded batch's mask in the query's dtype (b, 1, s, t), kept for backward as the
+    `bias`: a masked batch's mask in the query's dtype (b, 1, s, t), kept for backward as the
     memory-efficient kernel keeps it (its values, all zeros here, do not change the answer)."""
     out, lse = _reference(q, k, v, causal, scale)
     return out.transpose(1, 2).contiguous().transpose(1, 2), lse
@@ -130,13 +132,13 @@ def _sdpa(
     enable_gqa: bool = False,
 ) -> torch.Tensor:
     """scaled_dot_product_attention as a CUDA fused kernel: autocast to the lower precision, no s^2
-    (but a padded batch's mask, see the module docstring)."""
+    (but a masked batch's mask, see the module docstring)."""
     if torch.is_autocast_enabled("cpu"):
         dtype = torch.get_autocast_dtype("cpu")
         q, k, v = (t.to(dtype) for t in (q, k, v))
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     bias = None
-    if _PADDED.get() and attn_mask is None:
+    if _MASKED.get() and attn_mask is None:
         if k.shape[1] != q.shape[1]:  # transformers' repeat_kv: with a mask, no GQA in SDPA
             k, v = _repeat_kv(k, q.shape[1] // k.shape[1]), _repeat_kv(v, q.shape[1] // v.shape[1])
         # the mask in the query's dtype, its last dim padded to a multiple of 16 (preprocess_mask)
@@ -247,24 +249,24 @@ def cuda_like(autocast: torch.dtype | None) -> Iterator[None]:
         yield
 
 
-_PADDED: contextvars.ContextVar[bool] = contextvars.ContextVar("jupyter_peft_padded", default=False)
+_MASKED: contextvars.ContextVar[bool] = contextvars.ContextVar("jupyter_peft_masked", default=False)
 
 
 @contextlib.contextmanager
-def batch_rows(padded: bool = False) -> Iterator[None]:
-    """The simulated batch: one sequence per row, `padded` to the batch's longest or not (see
-    the module docstring). Without an attention mask or cache, transformers reads the position
-    ids to find packed sequences; fake ids cannot be read, so it would build a full s x s mask:
-    say there are none. A padded batch's mask is then made by `_sdpa`, as CUDA would keep it."""
+def batch_rows(masked: bool = False) -> Iterator[None]:
+    """The simulated batch, `masked` (padded or packed rows) or not (see the module docstring).
+    Without an attention mask or cache, transformers reads the position ids to find packed
+    sequences; fake ids cannot be read, so it would build a full s x s mask: say there are none.
+    A masked batch's mask is then made by `_sdpa`, as CUDA would keep it."""
     from transformers import masking_utils
 
     saved = masking_utils.find_packed_sequence_indices
     masking_utils.find_packed_sequence_indices = lambda position_ids: None
-    token = _PADDED.set(bool(padded))
+    token = _MASKED.set(bool(masked))
     try:
         yield
     finally:
-        _PADDED.reset(token)
+        _MASKED.reset(token)
         masking_utils.find_packed_sequence_indices = saved
 
 

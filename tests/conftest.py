@@ -33,6 +33,24 @@ def out_dir(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (`runs.one_thread`); a module asks for it with
+    `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import runs
+
+    with runs.one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def tok():
+    """The tiny models' tokenizer, once per module."""
+    import tiny
+
+    return tiny.tokenizer()
+
+
+@pytest.fixture
 def shell():
     """A real InteractiveShell with jupyter_peft loaded and an empty namespace."""
     from IPython.core.interactiveshell import InteractiveShell

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import runs
 import tiny
 import torch
 
@@ -12,16 +11,7 @@ from jupyter_peft import PlanError
 
 PROMPTS = ["the cat sat", "a small model is fine tuning the quick brown fox"]  # lengths differ: left padding
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with runs.one_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return tiny.tokenizer()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _two(r_b: int = 4, seed_b: int = 2):

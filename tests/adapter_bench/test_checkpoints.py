@@ -13,16 +13,7 @@ from runs import LORA
 import jupyter_peft as jp
 from jupyter_peft import PlanError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with runs.one_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return tiny.tokenizer()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -4,18 +4,13 @@ snapshot, `%peft adapters`, and the wire contract (what Python sends against js/
 from __future__ import annotations
 
 import pytest
-import runs
 import tiny
 from test_bench import _two
 
 import jupyter_peft as jp
 from jupyter_peft import PlanError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with runs.one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_page_commands_change_the_bench_and_mistakes_show_in_the_widget():

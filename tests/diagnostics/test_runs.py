@@ -18,16 +18,7 @@ FROZEN = "model.layers.1.self_attn.v_proj"  # its adapter is frozen from step 11
 WAIT = 180
 SENT: list = []  # heatmap messages the tests below made, checked against js/dashboard/types.ts at the end
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with runs.one_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return tiny.tokenizer()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _lora_paths(peft_model):

@@ -15,11 +15,7 @@ from runs import LORA
 
 from jupyter_peft.model.adapt import find_peft_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with runs.one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -10,11 +10,7 @@ import tiny
 from IPython.core.error import UsageError
 from runs import LORA
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with runs.one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

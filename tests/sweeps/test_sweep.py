@@ -18,11 +18,7 @@ from jupyter_peft import PlanError
 SPACE = {"learning_rate": [0.02, 1.0e-6], "r": [4, 8]}
 PLAN = LORA + "train: {max_steps: 8, per_device_train_batch_size: 4}"
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with runs.one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _contract():

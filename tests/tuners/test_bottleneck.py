@@ -34,11 +34,7 @@ SITES = {
     "t5": (("SelfAttention.o", "DenseReluDense.wo"), ("DenseReluDense.wo",)),
 }
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with runs.one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def inputs(arch: str, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -41,11 +41,7 @@ WAIT = 120  # seconds: generous, on a busy 2-core machine
 # anywidget's and ipywidgets' own synced traits: theirs, not part of our contract
 BASE_TRAITS = {*anywidget.AnyWidget.class_trait_names(sync=True), "_esm", "_css", "_anywidget_id"}
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with runs.one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

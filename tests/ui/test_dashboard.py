@@ -16,11 +16,7 @@ from runs import LORA
 
 import jupyter_peft as jp
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with runs.one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _trainer(tmp_path, max_steps, **config):

@@ -13,11 +13,7 @@ from runs import LORA
 
 import jupyter_peft as jp
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with runs.one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def wait_until(predicate, what, timeout=120):

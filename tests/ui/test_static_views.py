@@ -20,11 +20,7 @@ import jupyter_peft as jp
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with runs.one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def send(studio, **msg):

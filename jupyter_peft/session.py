@@ -41,6 +41,8 @@ class Session:
         self._profiles_lock = threading.Lock()  # a profile takes up to a second: not under `lock`
         self.profiles: dict[Any, Any] = {}
         """Memory profiles by setup key (memory/probe.py), at most `PROFILES` of them."""
+        self.shares: dict[Any, float] = {}
+        """The allocator's share beyond a step's transient bytes, by setup family (memory/stretch.py)."""
         self.interrupt_handlers: tuple[Callable[[str], list[Any]], Callable[[BaseException], None]] | None = None
         """(stop_all, cell_failed): what a kernel interrupt and a failed cell call (training/interrupts.py)."""
         self.hooked_shells: set[int] = set()

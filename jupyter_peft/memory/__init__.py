@@ -12,7 +12,7 @@ Three methods, one answer type (`MemoryEstimate`):
 Every estimate has the allocated peak (`peak_bytes`, max_memory_allocated) and the reserved
 one (`reserved_bytes`, max_memory_reserved: the simulated step's allocations and frees replayed
 through a model of PyTorch's caching allocator, allocator.py and reserved.py; the instant
-estimate replays its resident tensors and adds reserved.TRANSIENT_GAP to the rest), with
+estimate replays a three-layer model's step stretched to the model's depth, stretch.py), with
 `reserved_gap` saying what the difference is made of. `total_bytes` and `fits` use reserved +
 paged state + the CUDA context. With `dataset=` and `tokenizer=` the step is the longest batch
 the trainer will build from that data, and `est.data` says which step it is (data/).
@@ -21,8 +21,9 @@ Rooms: settings (what is trained and how), build (the model on meta), trace (fak
 CUDA would run it), step (the training step), probe, states, inventory, analytic, simulate,
 allocator (PyTorch's caching allocator), reserved (allocated to reserved), varying (reserved over
 the data's steps of varying length, with method="simulate"), measure, fit (GPUs,
-overhead), sharding (per GPU), options (what-ifs), report (MemoryEstimate).
-`%peft estimate` is magics/estimate.py. May import: plan/, model/, the session, the root helpers.
+overhead), sharding (per GPU), options (what-ifs), report (MemoryEstimate), stretch (the
+instant estimate's whole step: a short model's, stretched). `%peft estimate` is
+magics/estimate.py. May import: plan/, model/, the session, the root helpers.
 """
 
 from __future__ import annotations
@@ -177,10 +178,15 @@ def _run(method: str, setup: Any, batch: Any, card: Any = None, data: Any = None
     from . import reserved
 
     if method == "analytic":
+        from . import stretch
         from .analytic import analytic
 
         c = analytic(setup)
-        r = reserved.instant(c.state_sizes, c.peak_bytes, card)
+        r = stretch.replayed(setup, card)  # a short model's step, stretched to the model's depth
+        if r is not None:
+            stretch.calibrate(setup, c.state_sizes, c.peak_bytes, r, card)
+        else:
+            r = reserved.instant(c.state_sizes, c.peak_bytes, card)
         out = MemoryEstimate(
             c.peak_bytes,
             c.breakdown,

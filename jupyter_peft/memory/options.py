@@ -24,8 +24,9 @@ def total_bytes(setup: Setup) -> int:
 
     composed = analytic(setup)
     from .reserved import instant
+    from .stretch import share
 
-    reserved = instant(composed.state_sizes, composed.peak_bytes).reserved_bytes
+    reserved = instant(composed.state_sizes, composed.peak_bytes, share=share(setup)).reserved_bytes
     return max(reserved, composed.peak_bytes) + composed.paged_bytes + overhead(composed.peak_bytes)
 
 

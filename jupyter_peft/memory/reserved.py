@@ -12,10 +12,12 @@ caching allocator, and a training step uses two threads (forward and the optimiz
 main thread, backward on autograd's device thread). The CUDA context is outside the allocator
 (`fit.CONTEXT_BYTES`): `MemoryEstimate.total_bytes` adds it.
 
-The instant estimate has no trace: its states are replayed tensor by tensor (their rounding
-and segments are exact) and the step's transient bytes get `TRANSIENT_GAP`, the share the
-replayed simulations of the accuracy matrix reserve beyond a step's transient peak
-(tests/memory/test_reserved.py holds the two methods together).
+The instant estimate replays a whole step too: a three-layer model's, stretched to the
+model's depth (stretch.py). Where no such step can be made, and for the what-if searches
+(options.py: many shapes, each instant), `instant` replays the states tensor by tensor (their
+rounding and segments are exact) and gives the step's transient bytes a share on top: the one
+the stretched step reserved at the estimate's own shape, else `TRANSIENT_GAP`
+(tests/memory/test_stretch.py and test_allocator.py hold the methods together).
 """
 
 from __future__ import annotations
@@ -107,9 +109,10 @@ def _kept(step: list[tuple[int, int]]) -> set[int]:
 
 
 def instant(state_sizes: Iterable[int], peak_bytes: int, gpu: Any = None,
-            settings: dict[str, Any] | None = None) -> Reserved:
-    """The instant estimate's reserved peak: the states replayed one tensor at a time, the
-    workspaces, and the transient peak with `TRANSIENT_GAP` on top."""
+            settings: dict[str, Any] | None = None, share: float = TRANSIENT_GAP) -> Reserved:
+    """The instant estimate's reserved peak without a step's trace: the states replayed one
+    tensor at a time, the workspaces, and the transient peak with `share` of it on top
+    (`TRANSIENT_GAP`, or what a stretched step reserved beyond it: stretch.share)."""
     alloc = CachingAllocator(**(settings if settings is not None else settings_from_env()))  # type: ignore[arg-type]
     for i, size in enumerate(state_sizes):
         if size:
@@ -122,7 +125,7 @@ def instant(state_sizes: Iterable[int], peak_bytes: int, gpu: Any = None,
     transient = max(peak_bytes - states, 0)
     rounding = alloc.allocated - alloc.requested
     cached = alloc.reserved - alloc.allocated
-    step_gap = int(TRANSIENT_GAP * transient)
+    step_gap = int(share * transient)
     reserved = states + rounding + cached + 2 * workspace + transient + step_gap
     return Reserved(
         reserved,
@@ -136,15 +139,16 @@ def instant(state_sizes: Iterable[int], peak_bytes: int, gpu: Any = None,
     )
 
 
-def state_sizes(setup: Any, prof: Any) -> list[int]:
+def state_sizes(setup: Any, prof: Any, tensors: Any = None, with_outputs: bool = True) -> list[int]:
     """The resident tensors of a run in load order: every weight, then each trainable tensor's
     optimizer states (one block each) and, when kept between steps, its gradient (and a plain
-    loop's outputs)."""
+    loop's outputs, unless not `with_outputs`). `tensors`: those of these (default: all)."""
     from .states import DTYPE_BYTES, OPTIMIZERS, _state_bytes
 
-    sizes = [int(t.nbytes) for t in prof.tensors]
+    tensors = prof.tensors if tensors is None else tensors
+    sizes = [int(t.nbytes) for t in tensors]
     opt = OPTIMIZERS[setup.optimizer]
-    for t in prof.tensors:
+    for t in tensors:
         if not t.trainable:
             continue
         state = _state_bytes(opt, t.numel, t.dtype, t.shape)
@@ -152,7 +156,7 @@ def state_sizes(setup: Any, prof: Any) -> list[int]:
             sizes += [state // opt.states] * opt.states
         if setup.keep_gradients:
             sizes.append(t.numel * DTYPE_BYTES[t.dtype])
-    if setup.loop == "plain" and prof.vocab:  # a plain loop's outputs, held from step to step
+    if with_outputs and setup.loop == "plain" and prof.vocab:  # a plain loop's outputs, held from step to step
         from .analytic import held_logits
 
         sizes.append(held_logits(setup, prof))

@@ -40,6 +40,9 @@ class Simulated:
     """Every allocation and free of the run, in order (see trace.PeakTracker.events)."""
     step_start: int = 0
     """Where in `events` the step begins (before it: weights, optimizer state)."""
+    marks: list[tuple[int, str, int]] = field(default_factory=list, repr=False)
+    """Where each decoder layer's forward and backward begin in `events` (with `layers=`), and
+    where the optimizer step begins and ends (layer -1)."""
 
 
 # MemTracker's kinds -> MemoryEstimate's components
@@ -54,9 +57,11 @@ _KINDS = {
 }
 
 
-def simulate(setup: Setup, real: bool = False) -> Simulated:
+def simulate(setup: Setup, real: bool = False, layers: int | None = None) -> Simulated:
     """Run one step of `setup` on fake tensors and return the tracked peak. `real` runs it on
-    real (uninitialised) CPU tensors instead: the same numbers, for small models and tests."""
+    real (uninitialised) CPU tensors instead: the same numbers, for small models and tests.
+    `layers`: a model cut to that many decoder layers, each layer's forward and backward
+    marked in the events (`Simulated.marks`, for stretch.py)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     from .build import meta_model
@@ -73,7 +78,7 @@ def simulate(setup: Setup, real: bool = False) -> Simulated:
     from .trace import PeakTracker, batch_rows, cuda_like, to_fake
 
     start = time.perf_counter()
-    model = meta_model(setup)
+    model = meta_model(setup, num_layers=layers)
     reference = reference_model(setup, model)
     fake: Any = contextlib.nullcontext() if real else FakeTensorMode()
     to_fake(model, fake)
@@ -88,6 +93,8 @@ def simulate(setup: Setup, real: bool = False) -> Simulated:
     tracker = PeakTracker()
     tracker.track_external(*(m for m in (model, reference) if m is not None), optimizer)
     tracker.mark_step()
+    if layers is not None:
+        tracker.watch(decoder_layers(model, layers))
     autocast = getattr(torch, setup.autocast) if setup.autocast else None
     with fake, tracker, _gpu_kernels(), batch_rows(setup.masked):
         before = previous_outputs(setup, model)  # a plain loop's outputs of the step before
@@ -106,7 +113,9 @@ def simulate(setup: Setup, real: bool = False) -> Simulated:
         loss.backward()
         del loss
         mask.clear()
+        tracker.marks.append((len(tracker.events), "optimizer", -1))
         step(optimizer, setup.keep_gradients)
+        tracker.marks.append((len(tracker.events), "optimizer end", -1))
         del held
     breakdown: dict[str, int] = {}
     for kind, size in tracker.peak_breakdown().items():
@@ -114,14 +123,29 @@ def simulate(setup: Setup, real: bool = False) -> Simulated:
     paged = _paged(setup.optimizer, trainable)
     breakdown["optimizer"] = breakdown.get("optimizer", 0) - paged
     return Simulated(tracker.peak - paged, breakdown, paged, seconds=time.perf_counter() - start,
-                     events=_unpaged(tracker, setup.optimizer, optimizer, trainable), step_start=tracker.step_start)
+                     events=_unpaged(tracker, setup.optimizer, optimizer, trainable), step_start=tracker.step_start,
+                     marks=tracker.marks)
+
+
+def decoder_layers(model: Any, n: int) -> list[Any]:
+    """The model's stack of `n` decoder layers: the module list of that length holding the most
+    parameters (not an MoE layer's experts). Empty when there is none."""
+    best: list[Any] = []
+    size = -1
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n:
+            count = sum(p.numel() for p in module.parameters())
+            if count > size and len({type(m) for m in module}) == 1:
+                best, size = list(module), count
+    return best
 
 
 def _unpaged(tracker: Any, name: str, optimizer: Any, trainable: list[Any]) -> list[tuple[int, int]]:
     """The events the CUDA caching allocator sees: bitsandbytes' paged state (tensors of at
-    least 100k values) lives in managed memory, outside the allocator."""
+    least 100k values) lives in managed memory, outside the allocator. A copy: the tracker
+    goes on recording frees as the simulation's model and optimizer are let go, after the step."""
     if not _paged(name, trainable):
-        return tracker.events
+        return list(tracker.events)
     paged = set()
     for state in optimizer.state.values():
         for value in state.values():

@@ -360,6 +360,21 @@ class PeakTracker(MemTracker):
         what `allocator.replay` turns into reserved memory."""
         self.step_start = 0
         """Index in `events` where the training step began (before it: weights, optimizer state)."""
+        self.marks: list[tuple[int, str, int]] = []
+        """(index in `events`, "forward" | "forward end" | "backward", layer) as each watched
+        layer's forward begins and ends and its backward begins (`watch`); a forward recomputed
+        for checkpointing is not marked."""
+        self._watched: dict[int, int] = {}
+
+    def watch(self, layers: Any) -> None:
+        """Mark in `events` where each of `layers` (the decoder layers, in order) begins its
+        forward and its backward (stretch.py cuts a short model's step into layers with it)."""
+        self._watched = {id(m): i for i, m in enumerate(layers)}
+
+    def _mark(self, module: nn.Module, phase: str) -> None:
+        index = self._watched.get(id(module))
+        if index is not None:
+            self.marks.append((len(self.events), phase, index))
 
     def _only_this_thread(self) -> None:
         """torch's ModTracker hooks every module of the process (global forward hooks), so a
@@ -450,6 +465,8 @@ class PeakTracker(MemTracker):
     # Per-module snapshots are not needed: only note activation-checkpoint recomputation
     # (it decides ACT vs TEMP) and track each module's parameters once.
     def _pre_fw_hook(self, module: nn.Module, inputs: Any) -> None:
+        if self._watched and not self._mod_tracker.is_bw:
+            self._mark(module, "forward")
         if module not in self.memory_tracking:
             self._track_module_params_and_buffers(module)
             self.memory_tracking[module] = True
@@ -459,11 +476,14 @@ class PeakTracker(MemTracker):
             self._ac_mod, self._in_ac = weakref.ref(module), True
 
     def _post_fw_hook(self, module: nn.Module, inputs: Any, outputs: Any) -> None:
+        if self._watched and not self._mod_tracker.is_bw:
+            self._mark(module, "forward end")
         if self._mod_tracker.is_bw and self._ac_mod is not None and self._ac_mod() is module:
             self._ac_mod, self._in_ac = None, False
 
     def _pre_bw_hook(self, module: nn.Module, args: Any) -> None:
-        return None
+        if self._watched:
+            self._mark(module, "backward")
 
     def _post_bw_hook(self, module: nn.Module, args: Any) -> None:
         return None

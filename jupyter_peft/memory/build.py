@@ -126,6 +126,10 @@ def build_base(model_class: str | None, config: Any, dtype: str, device: str = "
     # run eager attention, as transformers would run them
     fused = attention in ("fused", "flash") and getattr(cls, "_supports_sdpa", True)
     config._attn_implementation = "sdpa" if fused else "eager"
+    if getattr(config, "is_encoder_decoder", False) and getattr(config, "decoder_start_token_id", None) is None:
+        # the decoder's inputs are the labels shifted right from this id (T5 and BART checkpoints
+        # set it; a config built by hand may not): which id it is does not change memory
+        config.decoder_start_token_id = getattr(config, "pad_token_id", None) or 0
     # _from_config sets torch's process-wide default dtype while it builds and restores it after:
     # two estimates building at once (the studio's thread, a run's) could restore each other's
     with _BUILDING, torch.device(device):

@@ -97,3 +97,12 @@ def test_steps_that_are_not_a_stack_of_like_layers_fall_back_to_the_share():
     assert stretch.stretched(seq2seq) is None
     shallow = resolve(_config(layers=3), None, batch_size=2, seq_len=64)
     assert stretch.stretched(shallow) is None
+
+
+def test_a_seq2seq_config_without_a_decoder_start_id_simulates():
+    import transformers
+
+    config = transformers.T5Config(d_model=64, d_ff=128, d_kv=16, num_layers=2, num_heads=4, vocab_size=256)
+    assert getattr(config, "decoder_start_token_id", None) is None  # as T5Config() is built by hand
+    est = jp.estimate(config, LORA, batch_size=2, seq_len=32, method="simulate")
+    assert est.reserved_bytes >= est.peak_bytes > 0

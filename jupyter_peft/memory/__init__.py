@@ -20,7 +20,7 @@ the trainer will build from that data, and `est.data` says which step it is (dat
 Rooms: settings (what is trained and how), build (the model on meta), trace (fake execution as
 CUDA would run it), step (the training step), probe, states, inventory, analytic, simulate,
 allocator (PyTorch's caching allocator), reserved (allocated to reserved), varying (reserved over
-the data's steps of varying length, with method="simulate"), measure, fit (GPUs,
+the data's steps of varying length), measure, fit (GPUs,
 overhead), sharding (per GPU), options (what-ifs), report (MemoryEstimate), stretch (the
 instant estimate's whole step: a short model's, stretched). `%peft estimate` is
 magics/estimate.py. May import: plan/, model/, the session, the root helpers.
@@ -187,6 +187,8 @@ def _run(method: str, setup: Any, batch: Any, card: Any = None, data: Any = None
             stretch.calibrate(setup, c.state_sizes, c.peak_bytes, r, card)
         else:
             r = reserved.instant(c.state_sizes, c.peak_bytes, card)
+        if data is not None:
+            over_data = _over_data(setup, stretch.stretched, data, card)
         out = MemoryEstimate(
             c.peak_bytes,
             c.breakdown,
@@ -197,23 +199,28 @@ def _run(method: str, setup: Any, batch: Any, card: Any = None, data: Any = None
             c.phase,
             c.phases,
         )
+        if data is not None:
+            out.reserved_over_data, out.reserved_over_data_note, out.reserved_over_data_expandable = over_data
     elif method == "simulate":
         from .simulate import simulate
 
         s = simulate(setup)
         r = reserved.replayed(s.events, s.step_start, card)
-        if data is not None:  # the data's batches in order: blocks cached for other lengths (varying.py)
-            from .varying import over_data
+        if data is not None:
+            traces = {setup.seq_len: (s.events, s.step_start)}
 
-            varied, why, expandable = over_data(setup, s, data, card)
-            over_data_bytes = max(varied.reserved_bytes, r.reserved_bytes) if varied is not None else 0
-            expandable_bytes = expandable.reserved_bytes if expandable is not None else 0
+            def trace(at: Any) -> Any:  # the setup at another length (varying.over_data)
+                if at.seq_len not in traces:
+                    other = simulate(at)
+                    traces[at.seq_len] = (other.events, other.step_start)
+                return traces[at.seq_len]
+
+            over_data = _over_data(setup, trace, data, card)
         out = MemoryEstimate(
             s.peak_bytes, s.breakdown, method, setup, modelled_overhead(s.peak_bytes), s.paged_bytes, s.phase
         )
         if data is not None:
-            out.reserved_over_data, out.reserved_over_data_note = over_data_bytes, why
-            out.reserved_over_data_expandable = expandable_bytes
+            out.reserved_over_data, out.reserved_over_data_note, out.reserved_over_data_expandable = over_data
     else:
         m = measure(setup, batch)
         return MemoryEstimate(m.peak_bytes, m.breakdown, method, setup, m.overhead_bytes, 0, "measured step",
@@ -221,6 +228,19 @@ def _run(method: str, setup: Any, batch: Any, card: Any = None, data: Any = None
     out.reserved_bytes = max(r.reserved_bytes, out.peak_bytes)
     out.reserved_gap = r.gap
     return out
+
+
+def _over_data(setup: Any, trace: Any, data: Any, card: Any) -> tuple[int, str, int]:
+    """(reserved over the data's batches, why not, the same with expandable segments): the
+    data's batches in order, blocks cached for other lengths staying reserved (varying.py)."""
+    from .reserved import replayed
+    from .varying import over_data
+
+    varied, why, expandable = over_data(setup, trace, data, card)
+    if varied is None:
+        return 0, why, 0
+    steady = replayed(*trace(setup), card).reserved_bytes
+    return max(varied.reserved_bytes, steady), why, expandable.reserved_bytes if expandable is not None else 0
 
 
 def peak_callback() -> Any:

@@ -65,11 +65,11 @@ class MemoryEstimate:
     data: Any = None
     """With a dataset: the batches the trainer will build (data.batches.Batches), the longest first."""
     reserved_over_data: int = 0
-    """With a dataset and method="simulate": `max_memory_reserved` over the data's steps in the
-    sampler's order (varying.py: blocks cached for other batch lengths stay reserved), what a card
-    with room to spare shows. Not what must fit: short of memory, the allocator frees its cached
-    blocks and retries before it raises OOM, so `fits` uses the one-length `reserved_bytes`.
-    0: not modelled (one length, or the analytic method)."""
+    """With a dataset: `max_memory_reserved` over the data's steps in the sampler's order
+    (varying.py: blocks cached for other batch lengths stay reserved), what a card with room to
+    spare shows. Not what must fit: short of memory, the allocator frees its cached blocks and
+    retries before it raises OOM, so `fits` uses the one-length `reserved_bytes`.
+    0: not modelled (one length, or a step the instant estimate cannot stretch: the note says)."""
     reserved_over_data_expandable: int = 0
     """`reserved_over_data` with PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (one segment per
     pool that grows in place, so blocks cached for one length serve the next); 0: not modelled,
@@ -301,9 +301,9 @@ def render_html(est: MemoryEstimate) -> str:
             f"(max_memory_reserved: {html.escape(parts)})"
         )
     varies = est.data is not None and len({b.seq_len for b in getattr(est.data, "items", [])}) > 1
-    if varies and est.method == "analytic":
-        note += ("; the data's batches vary in length, and blocks cached for one length may not serve the next: "
-                 "method='simulate' replays them through the allocator (reserved over the data's steps)")
+    if varies and est.reserved_over_data_note:
+        note += (f"; the data's batches vary in length, and blocks cached for one length may not serve the next: "
+                 f"{html.escape(est.reserved_over_data_note)}")
     if est.reserved_over_data:
         note += (
             f"; over the data's steps (other batch lengths' blocks stay cached) max_memory_reserved reaches "

@@ -6,8 +6,9 @@ is large enough (CUDACachingAllocator.cpp: a cached block is split to serve a sm
 blocks of different segments never merge), so blocks cached for one length sit beside the new
 ones the next, longer, batch needs: reserved grows past the steady peak of one length.
 
-With `method="simulate"` and a data set, the step is simulated twice, at the longest batch's
-length s and at s/2 (same rows). A transformer step makes the same allocations in the same order
+With a data set, the step is traced twice, at the longest batch's length s and at s/2 (same
+rows): simulated whole (`method="simulate"`), or stretched from a three-layer model's (the
+instant estimate, stretch.py). A transformer step makes the same allocations in the same order
 at any length; only sizes change: each allocation's size is n(s) = n(s0) (s/s0)^p with p from
 the two traces (0: weights, gradients, optimizer; 1: activations; 2: eager attention scores),
 and batches with fewer rows scale the length-dependent ones by rows. The steps the sampler
@@ -82,30 +83,31 @@ def replay_batches(events: list[tuple[int, int]], step_start: int, powers: list[
     }, result.segments)
 
 
-def over_data(setup: Any, simulated: Any, data: Any, gpu: Any = None) -> tuple[Reserved | None, str, Reserved | None]:
+def over_data(setup: Any, trace: Any, data: Any, gpu: Any = None) -> tuple[Reserved | None, str, Reserved | None]:
     """(reserved over the data's steps, "", the same with expandable segments) or (None, why
-    not, None). The expandable replay is None when the allocator settings already expand (one
-    segment per pool that grows, so blocks cached for one length serve the next: allocator.py)."""
-    from .simulate import simulate
-
+    not, None). `trace(setup)` gives a step's (events, step_start): the simulated step's, or the
+    instant estimate's stretched one (stretch.py). The expandable replay is None when the
+    allocator settings already expand (one segment per pool that grows, so blocks cached for one
+    length serve the next: allocator.py)."""
     top = data.longest if data is not None else None
     if top is None or len({b.seq_len for b in data.items}) < 2:
         return None, "", None  # one length: the steady replay is the answer
     half = max(8, setup.seq_len // 2)
     if half >= setup.seq_len:
         return None, "", None
-    short = simulate(setup.replace(seq_len=half))
-    if short.step_start != simulated.step_start:
+    long, short = trace(setup), trace(setup.replace(seq_len=half))
+    if long is None or short is None:
+        return None, "the step is not a stack of like layers: reserved is for one length", None
+    (events, start), (short_events, short_start) = long, short
+    if short_start != start:
         return None, "the two simulated lengths load different states: reserved is for one length", None
-    powers = exponents(simulated.events[simulated.step_start:], short.events[short.step_start:],
-                       setup.seq_len / half)
+    powers = exponents(events[start:], short_events[short_start:], setup.seq_len / half)
     if powers is None:
         return None, "the step allocates differently at another length: reserved is for one length", None
     settings = settings_from_env()
-    varied = replay_batches(simulated.events, simulated.step_start, powers, data, top.seq_len, top.rows, gpu,
-                            settings)
+    varied = replay_batches(events, start, powers, data, top.seq_len, top.rows, gpu, settings)
     expandable = None
     if not settings.get("expandable_segments"):
-        expandable = replay_batches(simulated.events, simulated.step_start, powers, data, top.seq_len, top.rows,
+        expandable = replay_batches(events, start, powers, data, top.seq_len, top.rows,
                                     gpu, {**settings, "expandable_segments": True})
     return varied, "", expandable

@@ -96,7 +96,8 @@ def test_steps_that_are_not_a_stack_of_like_layers_fall_back_to_the_share():
     seq2seq = resolve(tiny.config("t5"), None, batch_size=2, seq_len=64)
     assert stretch.stretched(seq2seq) is None
     shallow = resolve(_config(layers=3), None, batch_size=2, seq_len=64)
-    assert stretch.stretched(shallow) is None
+    whole, (events, start) = simulate(shallow), stretch.stretched(shallow)
+    assert start == whole.step_start and [n for _, n in events] == [n for _, n in whole.events]  # simulated whole
 
 
 def test_a_seq2seq_config_without_a_decoder_start_id_simulates():

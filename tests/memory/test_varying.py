@@ -67,3 +67,21 @@ def test_the_datas_varying_lengths_keep_more_reserved_than_one_length():
     flat = jp.estimate(tiny.config("llama"), plan, method="simulate", dataset=same, tokenizer=tiny.tokenizer(),
                        dtype="bfloat16")
     assert flat.reserved_over_data == 0
+
+
+def test_the_instant_estimate_replays_the_datas_lengths_too():
+    # six layers: the instant estimate's step is a three-layer model's, stretched (memory/stretch.py)
+    config = tiny.config("llama", hidden_size=128, intermediate_size=256, num_hidden_layers=6)
+    rows = [{"text": " ".join(["word"] * (5 + (i * 7) % 50))} for i in range(64)]
+    plan = jp.Plan.from_yaml(PLAN + "\ntrain: {per_device_train_batch_size: 4, max_steps: 16}")
+    data = dict(dataset=Dataset.from_list(rows), tokenizer=tiny.tokenizer(), dtype="bfloat16")
+    instant = jp.estimate(config, plan, **data)
+    simulated = jp.estimate(config, plan, method="simulate", **data)
+    assert instant.reserved_over_data > instant.reserved_bytes and instant.reserved_over_data_note == ""
+    assert abs(instant.reserved_over_data / simulated.reserved_over_data - 1) < 0.02
+    assert abs(instant.reserved_over_data_expandable / simulated.reserved_over_data_expandable - 1) < 0.02
+    picked = jp.Plan.from_yaml("method: lora\nr: 8\ntarget_modules: [q_proj]\nlayers_to_transform: [0]\n"
+                               "train: {per_device_train_batch_size: 4, max_steps: 16}")
+    fallback = jp.estimate(config, picked, **data)  # no stack of like layers to stretch: said
+    assert fallback.reserved_over_data == 0 and "like layers" in fallback.reserved_over_data_note
+    assert "like layers" in fallback._repr_html_()

@@ -44,26 +44,22 @@ def stretched(setup: Setup) -> tuple[list[tuple[object, int]], int] | None:
 
 
 def _build(setup: Setup, prof: Any) -> tuple[list[tuple[object, int]], int] | None:
-    import warnings
-
     from .build import num_layers
     from .probe import _uniform
-    from .simulate import simulate
 
     total = num_layers(setup.config)
     if getattr(setup.config, "is_encoder_decoder", False):
         return None  # two stacks
     if total <= SHORT:  # as short as the short model: the whole step, as simulated
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            whole = simulate(setup)
-        return whole.events, whole.step_start
+        whole = _simulated(setup, None)
+        return (whole.events, whole.step_start) if whole is not None else None
     if setup.plan is not None and setup.plan.method_spec.targets_modules and not _uniform(setup.plan):
         return None  # the layers differ: the probe's way (reserved.instant) is the safer one
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        short = simulate(setup, layers=SHORT)
+    if not _like_layers(prof):
+        return None  # dense and MoE layers, or layers of other widths: no one layer stands for all
+    short = _simulated(setup, SHORT)
+    if short is None:
+        return None
     step = _Step.cut(short.events, short.step_start, short.marks)
     if step is None:
         return None
@@ -71,6 +67,21 @@ def _build(setup: Setup, prof: Any) -> tuple[list[tuple[object, int]], int] | No
     events = [(("state", i), n) for i, n in enumerate(extra)]
     events += step.stretched(total, _step_temporaries(setup, trainable))
     return events, len(extra) + short.step_start
+
+
+def _simulated(setup: Setup, layers: int | None) -> Any:
+    """The simulated step (of a model cut to `layers`), or None where fake tensors cannot run one
+    (a kernel without a fake version for these dtypes): the probe's estimate then stands alone."""
+    import warnings
+
+    from .simulate import simulate
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return simulate(setup, layers=layers)
+    except Exception:  # noqa: BLE001 - not the user's mistake: the probe already checked the plan
+        return None
 
 
 class _Step:
@@ -208,6 +219,19 @@ def _step_temporaries(setup: Setup, trainable: list[int]) -> list[int]:
 
     opt = OPTIMIZERS[setup.optimizer]
     return [] if opt.factored or not opt.step_temp else [int(opt.step_temp * n) for n in trainable]
+
+
+def _like_layers(prof: Any) -> bool:
+    """Whether every layer of the base has the same tensors (names within the layer, shapes, dtypes)."""
+    import re
+
+    layers: dict[int, set[tuple[Any, ...]]] = {}
+    for t in prof.tensors:
+        index = None if t.adapter else _layer_of(t.name)
+        if index is not None:
+            inner = re.sub(r"\.\d+\.", ".#.", t.name, count=1)
+            layers.setdefault(index, set()).add((inner, t.shape, t.dtype))
+    return len({frozenset(v) for v in layers.values()}) <= 1
 
 
 def _layer_of(name: str) -> int | None:

@@ -260,6 +260,7 @@ def batch_rows(masked: bool = False) -> Iterator[None]:
     A masked batch's mask is then made by `_sdpa`, as CUDA would keep it."""
     from transformers import masking_utils
 
+    _fake_grouped_mm_in_bf16_only()
     saved = masking_utils.find_packed_sequence_indices
     masking_utils.find_packed_sequence_indices = lambda position_ids: None
     token = _MASKED.set(bool(masked))
@@ -268,6 +269,29 @@ def batch_rows(masked: bool = False) -> Iterator[None]:
     finally:
         _MASKED.reset(token)
         masking_utils.find_packed_sequence_indices = saved
+
+
+def _fake_grouped_mm_in_bf16_only() -> None:
+    """transformers runs MoE experts through `grouped_mm` where it can; on fake tensors of
+    another dtype than bf16 its meta kernel refuses (the CUDA kernel's dtypes), so there the
+    experts take transformers' own loop of matmuls instead. Real tensors are asked as before.
+    Installed once, for every thread (it changes nothing for real tensors)."""
+    try:
+        from transformers.integrations import moe
+    except ImportError:
+        return
+    can = getattr(moe, "_can_use_grouped_mm", None)
+    if can is None or getattr(can, "_jupyter_peft", False):
+        return
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    def guarded(input: Any, weight: Any, offs: Any) -> bool:
+        if isinstance(weight, FakeTensor) and weight.dtype != torch.bfloat16:
+            return False
+        return can(input, weight, offs)
+
+    guarded._jupyter_peft = True  # type: ignore[attr-defined]
+    moe._can_use_grouped_mm = guarded
 
 
 # ---- fake parameters ---------------------------------------------------------------------

@@ -93,6 +93,19 @@ def test_steps_that_are_not_a_stack_of_like_layers_fall_back_to_the_share():
     assert stretch.stretched(setup) is None
     est = jp.estimate(_config(), picked, batch_size=2, seq_len=128, dtype="bfloat16")
     assert est.reserved_bytes >= est.peak_bytes
+    import transformers
+
+    mixed = transformers.Qwen2MoeConfig(  # dense and MoE layers in turn
+        hidden_size=64, intermediate_size=128, moe_intermediate_size=32, shared_expert_intermediate_size=64,
+        num_hidden_layers=6, num_attention_heads=4, num_key_value_heads=2, num_experts=4, num_experts_per_tok=2,
+        vocab_size=256, decoder_sparse_step=2)
+    assert stretch.stretched(resolve(mixed, None, batch_size=2, seq_len=32, dtype="bfloat16")) is None
+    # in fp32 the experts take transformers' loop of matmuls (grouped_mm's fake kernel takes bf16 only)
+    moe = mixed.__class__(**{**mixed.to_dict(), "decoder_sparse_step": 1})
+    for dtype in ("float32", "bfloat16"):
+        est = jp.estimate(moe, None, batch_size=2, seq_len=32, dtype=dtype)
+        assert est.reserved_bytes >= est.peak_bytes > 0
+        assert stretch.stretched(est.setup) is not None
     seq2seq = resolve(tiny.config("t5"), None, batch_size=2, seq_len=64)
     assert stretch.stretched(seq2seq) is None
     shallow = resolve(_config(layers=3), None, batch_size=2, seq_len=64)

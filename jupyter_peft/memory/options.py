@@ -30,12 +30,39 @@ def total_bytes(setup: Setup) -> int:
     return max(reserved, composed.peak_bytes) + composed.paged_bytes + overhead(composed.peak_bytes)
 
 
-def largest_batch(setup: Setup, gpu: Gpu) -> int | None:
-    return largest(lambda b: total_bytes(setup.replace(batch_size=b)) <= gpu.bytes, 1, _MAX_BATCH)
+def largest_batch(setup: Setup, gpu: Gpu, exact: bool = False) -> int | None:
+    """The largest batch that fits `gpu` by the share model (`total_bytes`); `exact`: the one the
+    instant estimate itself says fits, and the next does not (a few estimates more)."""
+    return _largest(setup, gpu, "batch_size", 1, _MAX_BATCH, exact)
 
 
-def largest_seq_len(setup: Setup, gpu: Gpu) -> int | None:
-    return largest(lambda s: total_bytes(setup.replace(seq_len=s)) <= gpu.bytes, 2, max_positions(setup.config))
+def largest_seq_len(setup: Setup, gpu: Gpu, exact: bool = False) -> int | None:
+    return _largest(setup, gpu, "seq_len", 2, max_positions(setup.config), exact)
+
+
+def _largest(setup: Setup, gpu: Gpu, field: str, low: int, high: int, exact: bool) -> int | None:
+    def at(n: int) -> Setup:
+        return setup.replace(**{field: n})
+
+    found = largest(lambda n: total_bytes(at(n)) <= gpu.bytes, low, high)
+    if not exact:
+        return found
+    from . import _run
+
+    def fits(n: int) -> bool:  # the estimate at n (which keeps its own share for the next search)
+        return _run("analytic", at(n), None, gpu).total_bytes <= gpu.bytes
+
+    for _ in range(3):  # the share is kept at the last shape estimated: search again near there
+        if found is None or fits(found):
+            break
+        found = largest(lambda n: total_bytes(at(n)) <= gpu.bytes, low, max(found - 1, low))
+    if found is None:
+        return low if fits(low) else None
+    while found > low and not fits(found):
+        found -= 1
+    while found < high and fits(found + 1):
+        found += 1
+    return found if fits(found) else None
 
 
 # ---- side by side ------------------------------------------------------------------------

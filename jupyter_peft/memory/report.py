@@ -136,10 +136,12 @@ class MemoryEstimate:
     # ---- what-ifs (see options.py) --------------------------------------------------------
 
     def largest_batch(self, capacity: Any = None) -> int | None:
-        return largest_batch(self.setup, self._card(capacity))
+        """The largest batch whose estimate fits `capacity` (and the next one's does not)."""
+        return largest_batch(self.setup, self._card(capacity), exact=True)
 
     def largest_seq_len(self, capacity: Any = None) -> int | None:
-        return largest_seq_len(self.setup, self._card(capacity))
+        """The longest sequence whose estimate fits `capacity` (and the next one's does not)."""
+        return largest_seq_len(self.setup, self._card(capacity), exact=True)
 
     def compare(self, capacity: Any = None) -> Any:
         """Full fine-tuning, LoRA and QLoRA, with and without gradient checkpointing."""

@@ -41,8 +41,8 @@ class Simulated:
     step_start: int = 0
     """Where in `events` the step begins (before it: weights, optimizer state)."""
     marks: list[tuple[int, str, int]] = field(default_factory=list, repr=False)
-    """Where each decoder layer's forward and backward begin in `events` (with `layers=`), and
-    where the optimizer step begins and ends (layer -1)."""
+    """Where each decoder layer's forward and backward begin in `events`, and where the
+    optimizer step begins and ends (layer -1)."""
 
 
 # MemTracker's kinds -> MemoryEstimate's components
@@ -60,11 +60,11 @@ _KINDS = {
 def simulate(setup: Setup, real: bool = False, layers: int | None = None) -> Simulated:
     """Run one step of `setup` on fake tensors and return the tracked peak. `real` runs it on
     real (uninitialised) CPU tensors instead: the same numbers, for small models and tests.
-    `layers`: a model cut to that many decoder layers, each layer's forward and backward
-    marked in the events (`Simulated.marks`, for stretch.py)."""
+    `layers`: a model cut to that many decoder layers. Each decoder layer's forward and
+    backward are marked in the events (`Simulated.marks`, for stretch.py)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    from .build import meta_model
+    from .build import meta_model, num_layers
     from .step import (
         batch_for,
         keep_gradients,
@@ -93,8 +93,7 @@ def simulate(setup: Setup, real: bool = False, layers: int | None = None) -> Sim
     tracker = PeakTracker()
     tracker.track_external(*(m for m in (model, reference) if m is not None), optimizer)
     tracker.mark_step()
-    if layers is not None:
-        tracker.watch(decoder_layers(model, layers))
+    tracker.watch(decoder_layers(model, layers if layers is not None else num_layers(setup.config)))
     autocast = getattr(torch, setup.autocast) if setup.autocast else None
     with fake, tracker, _gpu_kernels(), batch_rows(setup.masked):
         before = previous_outputs(setup, model)  # a plain loop's outputs of the step before

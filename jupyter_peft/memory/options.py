@@ -49,20 +49,35 @@ def _largest(setup: Setup, gpu: Gpu, field: str, low: int, high: int, exact: boo
         return found
     from . import _run
 
-    def fits(n: int) -> bool:  # the estimate at n (which keeps its own share for the next search)
+    def fits(n: int) -> bool:  # the instant estimate itself at n: its stretched step
         return _run("analytic", at(n), None, gpu).total_bytes <= gpu.bytes
 
-    for _ in range(3):  # the share is kept at the last shape estimated: search again near there
-        if found is None or fits(found):
-            break
-        found = largest(lambda n: total_bytes(at(n)) <= gpu.bytes, low, max(found - 1, low))
-    if found is None:
-        return low if fits(low) else None
-    while found > low and not fits(found):
-        found -= 1
-    while found < high and fits(found + 1):
-        found += 1
-    return found if fits(found) else None
+    # bracket the share model's answer with estimates (a few), then halve the bracket
+    guess = found if found is not None else low
+    step = max(1, guess // 16)
+    if fits(guess):
+        below = guess
+        above = min(guess + step, high)
+        while above > below and fits(above):
+            below, step = above, step * 2
+            above = min(above + step, high)
+        if above == below:
+            return below  # the top of the range fits
+    else:
+        above = guess
+        below = max(guess - step, low)
+        while below < above and not fits(below):
+            if below == low:
+                return None
+            above, step = below, step * 2
+            below = max(below - step, low)
+    while above - below > 1:
+        middle = (below + above) // 2
+        if fits(middle):
+            below = middle
+        else:
+            above = middle
+    return below
 
 
 # ---- side by side ------------------------------------------------------------------------

@@ -135,13 +135,15 @@ class MemoryEstimate:
 
     # ---- what-ifs (see options.py) --------------------------------------------------------
 
-    def largest_batch(self, capacity: Any = None) -> int | None:
-        """The largest batch whose estimate fits `capacity` (and the next one's does not)."""
-        return largest_batch(self.setup, self._card(capacity), exact=True)
+    def largest_batch(self, capacity: Any = None, exact: bool = True) -> int | None:
+        """The largest batch whose estimate fits `capacity` (and the next one's does not), a
+        dozen estimates; `exact=False`: by the share model this estimate calibrated, instantly
+        (options.py; near this batch the same, further off within a few percent)."""
+        return largest_batch(self.setup, self._card(capacity), exact=exact)
 
-    def largest_seq_len(self, capacity: Any = None) -> int | None:
+    def largest_seq_len(self, capacity: Any = None, exact: bool = True) -> int | None:
         """The longest sequence whose estimate fits `capacity` (and the next one's does not)."""
-        return largest_seq_len(self.setup, self._card(capacity), exact=True)
+        return largest_seq_len(self.setup, self._card(capacity), exact=exact)
 
     def compare(self, capacity: Any = None) -> Any:
         """Full fine-tuning, LoRA and QLoRA, with and without gradient checkpointing."""

@@ -14,6 +14,7 @@ for the reserved peak. Paged optimizer state is counted where bitsandbytes would
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -162,25 +163,28 @@ def _paged(optimizer: str, trainable: list[Any]) -> int:
     return optimizer_bytes(optimizer, shapes).paged
 
 
+_CUDA_KERNELS: contextvars.ContextVar[bool] = contextvars.ContextVar("jupyter_peft_cuda_kernels", default=False)
+
+
 @contextlib.contextmanager
 def _gpu_kernels() -> Iterator[None]:
     """TRL's fused head on CUDA folds each logits tile with a Triton kernel and accumulates
     gradients with `addmm(out_dtype=float32, out=...)`, allocating nothing; its CPU fallback
     makes fp32 copies of every tile. Do both in place, as CUDA does (values do not matter)."""
+    from .trace import gate
+
     try:
         from trl.kernels import chunked_logprob as kernels
     except ImportError:  # an older TRL without the fused head: nothing to replace
         yield
         return
-    names = ("_forward_tile", "_backward_tile", "_addmm_fp32")
-    saved = {name: getattr(kernels, name) for name in names}
-    for name in names:
-        setattr(kernels, name, _in_place)
+    for name in ("_forward_tile", "_backward_tile", "_addmm_fp32"):
+        gate(kernels, name, _CUDA_KERNELS, _in_place)  # this thread's simulation only
+    token = _CUDA_KERNELS.set(True)
     try:
         yield
     finally:
-        for name, function in saved.items():
-            setattr(kernels, name, function)
+        _CUDA_KERNELS.reset(token)
 
 
 def _in_place(*args: Any, **kwargs: Any) -> None:

@@ -251,6 +251,25 @@ def cuda_like(autocast: torch.dtype | None) -> Iterator[None]:
 
 
 _MASKED: contextvars.ContextVar[bool] = contextvars.ContextVar("jupyter_peft_masked", default=False)
+_FAKE_ROWS: contextvars.ContextVar[bool] = contextvars.ContextVar("jupyter_peft_fake_rows", default=False)
+
+
+def gate(module: Any, name: str, flag: contextvars.ContextVar[bool], fake: Any) -> None:
+    """Replace `module.name`, once and for good, by a function that runs `fake` where `flag` is
+    set (a simulation, on its own thread: context variables are per thread) and the original
+    everywhere else. A patch set and restored around a simulation would also reach a real run
+    training on another thread meanwhile, and two simulations at once could restore each
+    other's patch for good."""
+    original = getattr(module, name)
+    if getattr(original, "_jupyter_peft_gate", None) is flag:
+        return
+
+    def gated(*args: Any, **kwargs: Any) -> Any:
+        return fake(*args, **kwargs) if flag.get() else original(*args, **kwargs)
+
+    gated._jupyter_peft_gate = flag  # type: ignore[attr-defined]
+    gated.__name__ = getattr(original, "__name__", name)
+    setattr(module, name, gated)
 
 
 @contextlib.contextmanager
@@ -262,14 +281,13 @@ def batch_rows(masked: bool = False) -> Iterator[None]:
     from transformers import masking_utils
 
     _fake_grouped_mm_in_bf16_only()
-    saved = masking_utils.find_packed_sequence_indices
-    masking_utils.find_packed_sequence_indices = lambda position_ids: None
-    token = _MASKED.set(bool(masked))
+    gate(masking_utils, "find_packed_sequence_indices", _FAKE_ROWS, lambda *args, **kwargs: None)
+    token, rows = _MASKED.set(bool(masked)), _FAKE_ROWS.set(True)
     try:
         yield
     finally:
+        _FAKE_ROWS.reset(rows)
         _MASKED.reset(token)
-        masking_utils.find_packed_sequence_indices = saved
 
 
 def _fake_grouped_mm_in_bf16_only() -> None:

@@ -61,3 +61,37 @@ def test_the_module_trackers_hooks_do_not_fire_on_other_threads(monkeypatch):
         release.set()
         worker.join(60)
     assert threading.get_ident() not in calls
+
+
+def test_what_a_simulation_stands_in_for_stays_real_on_other_threads():
+    # TRL's fused-head kernels run in place and packed rows are not looked for, but only on the
+    # simulating thread: a run training meanwhile gets the real ones (memory.trace.gate)
+    from transformers import masking_utils
+    from trl.kernels import chunked_logprob as kernels
+
+    from jupyter_peft.memory.simulate import _gpu_kernels
+    from jupyter_peft.memory.trace import batch_rows
+
+    inside, leave, seen = threading.Event(), threading.Event(), {}
+
+    def simulating() -> None:
+        with _gpu_kernels(), batch_rows():
+            seen["packed there"] = masking_utils.find_packed_sequence_indices(torch.tensor([[0, 1, 0, 1]]))
+            seen["tile there"] = kernels._addmm_fp32(None)
+            inside.set()
+            leave.wait(30)
+
+    worker = threading.Thread(target=simulating)
+    worker.start()
+    try:
+        assert inside.wait(30)
+        packed = masking_utils.find_packed_sequence_indices(torch.tensor([[0, 1, 0, 1]]))
+        assert packed is not None and packed.tolist() == [[0, 0, 1, 1]]  # the real look for packed rows
+        out = torch.zeros(2, 2)
+        kernels._addmm_fp32(out, torch.ones(2, 3), torch.ones(3, 2))  # the real accumulation
+        assert out.sum().item() == 12.0
+    finally:
+        leave.set()
+        worker.join()
+    assert seen == {"packed there": None, "tile there": None}
+    assert masking_utils.find_packed_sequence_indices(torch.tensor([[0, 1, 0, 1]])) is not None

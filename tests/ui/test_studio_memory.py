@@ -37,7 +37,7 @@ def assert_shows(studio, est):
     assert shown["state"] == "ready" and not shown["pending"]
     assert shown["total_bytes"] == est.total_bytes
     assert [(p["name"], p["bytes"]) for p in shown["parts"]] == [(p["name"], p["bytes"]) for p in data["parts"]]
-    assert shown["gpu"]["fits"] == est.fits() and shown["gpu"]["largest_batch"] == est.largest_batch()
+    assert shown["gpu"]["fits"] == est.fits() and shown["gpu"]["largest_batch"] == est.largest_batch(exact=False)
     assert shown["setup"] == {k: data["setup"][k] for k in ("batch_size", "seq_len", "gradient_checkpointing")}
     return shown
 

@@ -195,7 +195,7 @@ def _gpu_record(est: Any, card: dict[str, Any], scale: int) -> dict[str, Any]:
         if card["fits"]
         else f"does not fit on {card['name']}: {size_text(-free)} over"
     )
-    largest = est.largest_batch()
+    largest = est.largest_batch(exact=False)  # instant: the share model this estimate calibrated
     capped = largest == MAX_BATCH
     return {
         "name": card["name"],
@@ -207,7 +207,7 @@ def _gpu_record(est: Any, card: dict[str, Any], scale: int) -> dict[str, Any]:
         "largest_batch_text": (
             "not even batch 1 fits"
             if largest is None
-            else f"largest batch that fits: {largest}{' or more' if capped else ''}"
+            else f"largest batch that fits: {'' if capped else 'about '}{largest}{' or more' if capped else ''}"
         ),
     }
 

@@ -188,7 +188,7 @@ def _run(method: str, setup: Any, batch: Any, card: Any = None, data: Any = None
         else:
             r = reserved.instant(c.state_sizes, c.peak_bytes, card)
         if data is not None:
-            over_data = _over_data(setup, stretch.stretched, data, card)
+            over_data = _over_data(setup, stretch.stretched, data, card, r.reserved_bytes)
         out = MemoryEstimate(
             c.peak_bytes,
             c.breakdown,
@@ -215,7 +215,7 @@ def _run(method: str, setup: Any, batch: Any, card: Any = None, data: Any = None
                     traces[at.seq_len] = (other.events, other.step_start)
                 return traces[at.seq_len]
 
-            over_data = _over_data(setup, trace, data, card)
+            over_data = _over_data(setup, trace, data, card, r.reserved_bytes)
         out = MemoryEstimate(
             s.peak_bytes, s.breakdown, method, setup, modelled_overhead(s.peak_bytes), s.paged_bytes, s.phase
         )
@@ -230,16 +230,15 @@ def _run(method: str, setup: Any, batch: Any, card: Any = None, data: Any = None
     return out
 
 
-def _over_data(setup: Any, trace: Any, data: Any, card: Any) -> tuple[int, str, int]:
+def _over_data(setup: Any, trace: Any, data: Any, card: Any, steady: int) -> tuple[int, str, int]:
     """(reserved over the data's batches, why not, the same with expandable segments): the
-    data's batches in order, blocks cached for other lengths staying reserved (varying.py)."""
-    from .reserved import replayed
+    data's batches in order, blocks cached for other lengths staying reserved (varying.py);
+    never under `steady`, the one-length step's reserved peak."""
     from .varying import over_data
 
     varied, why, expandable = over_data(setup, trace, data, card)
     if varied is None:
         return 0, why, 0
-    steady = replayed(*trace(setup), card).reserved_bytes
     return max(varied.reserved_bytes, steady), why, expandable.reserved_bytes if expandable is not None else 0
 
 

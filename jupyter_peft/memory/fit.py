@@ -100,6 +100,11 @@ def largest(fits: Callable[[int], bool], low: int, high: int) -> int | None:
         return None
     if fits(high):
         return high
+    return bisected(fits, low, high)
+
+
+def bisected(fits: Callable[[int], bool], low: int, high: int) -> int:
+    """The largest n with fits(n) between `low`, which fits, and `high`, which does not."""
     while high - low > 1:
         mid = (low + high) // 2
         if fits(mid):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..plan.plan import Plan
-from .fit import GiB, Gpu, accumulation, largest, max_positions, overhead
+from .fit import GiB, Gpu, accumulation, bisected, largest, max_positions, overhead
 from .settings import Setup
 
 _MAX_BATCH = 4096
@@ -71,13 +71,7 @@ def _largest(setup: Setup, gpu: Gpu, field: str, low: int, high: int, exact: boo
                 return None
             above, step = below, step * 2
             below = max(below - step, low)
-    while above - below > 1:
-        middle = (below + above) // 2
-        if fits(middle):
-            below = middle
-        else:
-            above = middle
-    return below
+    return bisected(fits, below, above)
 
 
 # ---- side by side ------------------------------------------------------------------------

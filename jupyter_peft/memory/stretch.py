@@ -35,8 +35,7 @@ SHORT = 3
 def stretched(setup: Setup) -> tuple[list[tuple[object, int]], int] | None:
     """(events, step_start) of a whole step of `setup` built from a short model's, or None
     (see the module docstring). Cached in the session per setup."""
-    key = ("stretched", setup.key, setup.batch_size, setup.seq_len, setup.optimizer, setup.loss,
-           setup.target_len, setup.keep_gradients, setup.padding, setup.packed, setup.loop)
+    key = ("stretched", _family(setup), setup.batch_size, setup.seq_len, setup.target_len)
     from .probe import profile
 
     prof = profile(setup)  # first: the session's cache builds one entry at a time
@@ -198,7 +197,7 @@ class _Step:
 
 def _missing_states(setup: Setup, prof: Any, total: int) -> tuple[list[int], int]:
     """The resident tensors of the layers the short model lacks (the middle layer's, repeated),
-    and the bytes of those layers' trainable tensors."""
+    and the sizes of those layers' trainable tensors."""
     import dataclasses
 
     from .reserved import state_sizes
@@ -268,4 +267,5 @@ def share(setup: Setup) -> float:
 
 
 def _family(setup: Setup) -> tuple[Any, ...]:
+    """What a stretched step depends on but its batch size and lengths."""
     return (setup.key, setup.optimizer, setup.loss, setup.keep_gradients, setup.padding, setup.packed, setup.loop)

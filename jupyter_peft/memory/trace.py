@@ -255,9 +255,9 @@ _FAKE_ROWS: contextvars.ContextVar[bool] = contextvars.ContextVar("jupyter_peft_
 
 
 def gate(module: Any, name: str, flag: contextvars.ContextVar[bool], fake: Any) -> None:
-    """Replace `module.name`, once and for good, by a function that runs `fake` where `flag` is
-    set (a simulation, on its own thread: context variables are per thread) and the original
-    everywhere else. A patch set and restored around a simulation would also reach a real run
+    """Replace `module.name`, once and for good, by a function that runs `fake(original, ...)`
+    where `flag` is set (a simulation, on its own thread: context variables are per thread) and
+    the original everywhere else. A patch set and restored around a simulation would also reach a real run
     training on another thread meanwhile, and two simulations at once could restore each
     other's patch for good."""
     original = getattr(module, name)
@@ -265,7 +265,7 @@ def gate(module: Any, name: str, flag: contextvars.ContextVar[bool], fake: Any) 
         return
 
     def gated(*args: Any, **kwargs: Any) -> Any:
-        return fake(*args, **kwargs) if flag.get() else original(*args, **kwargs)
+        return fake(original, *args, **kwargs) if flag.get() else original(*args, **kwargs)
 
     gated._jupyter_peft_gate = flag  # type: ignore[attr-defined]
     gated.__name__ = getattr(original, "__name__", name)
@@ -281,7 +281,7 @@ def batch_rows(masked: bool = False) -> Iterator[None]:
     from transformers import masking_utils
 
     _fake_grouped_mm_in_bf16_only()
-    gate(masking_utils, "find_packed_sequence_indices", _FAKE_ROWS, lambda *args, **kwargs: None)
+    gate(masking_utils, "find_packed_sequence_indices", _FAKE_ROWS, lambda original, position_ids: None)
     token, rows = _MASKED.set(bool(masked)), _FAKE_ROWS.set(True)
     try:
         yield
@@ -293,24 +293,21 @@ def batch_rows(masked: bool = False) -> Iterator[None]:
 def _fake_grouped_mm_in_bf16_only() -> None:
     """transformers runs MoE experts through `grouped_mm` where it can; on fake tensors of
     another dtype than bf16 its meta kernel refuses (the CUDA kernel's dtypes), so there the
-    experts take transformers' own loop of matmuls instead. Real tensors are asked as before.
-    Installed once, for every thread (it changes nothing for real tensors)."""
+    experts take transformers' own loop of matmuls instead. Real tensors are asked as before."""
     try:
         from transformers.integrations import moe
     except ImportError:
         return
-    can = getattr(moe, "_can_use_grouped_mm", None)
-    if can is None or getattr(can, "_jupyter_peft", False):
+    if getattr(moe, "_can_use_grouped_mm", None) is None:
         return
     from torch._subclasses.fake_tensor import FakeTensor
 
-    def guarded(input: Any, weight: Any, offs: Any) -> bool:
+    def can(original: Any, input: Any, weight: Any, offs: Any) -> bool:
         if isinstance(weight, FakeTensor) and weight.dtype != torch.bfloat16:
             return False
-        return can(input, weight, offs)
+        return original(input, weight, offs)
 
-    guarded._jupyter_peft = True  # type: ignore[attr-defined]
-    moe._can_use_grouped_mm = guarded
+    gate(moe, "_can_use_grouped_mm", _FAKE_ROWS, can)
 
 
 # ---- fake parameters ---------------------------------------------------------------------

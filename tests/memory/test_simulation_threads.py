@@ -4,12 +4,35 @@ process, and ours act only on the thread that simulates."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import tiny
 import torch
 
 import jupyter_peft as jp
+
+
+@contextlib.contextmanager
+def _held_on_another_thread(context: Callable[[], Any]) -> Iterator[None]:
+    """`context()` entered on a worker thread and held there while the body runs on this one."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with context():
+            entered.set()
+            release.wait(60)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    try:
+        assert entered.wait(60)
+        yield
+    finally:
+        release.set()
+        worker.join(60)
 
 
 def test_a_simulation_on_a_thread_leaves_forwards_on_other_threads_alone():
@@ -45,21 +68,8 @@ def test_the_module_trackers_hooks_do_not_fire_on_other_threads(monkeypatch):
     real = ModTracker._fw_pre_hook
     monkeypatch.setattr(ModTracker, "_fw_pre_hook", lambda self, mod, args: calls.append(threading.get_ident())
                         or real(self, mod, args))
-    entered, release = threading.Event(), threading.Event()
-
-    def track() -> None:
-        with PeakTracker():
-            entered.set()
-            release.wait(60)
-
-    worker = threading.Thread(target=track)
-    worker.start()
-    try:
-        assert entered.wait(60)
+    with _held_on_another_thread(PeakTracker):
         torch.nn.Linear(4, 4)(torch.ones(1, 4))  # the user's model, on the kernel's thread
-    finally:
-        release.set()
-        worker.join(60)
     assert threading.get_ident() not in calls
 
 
@@ -72,26 +82,20 @@ def test_what_a_simulation_stands_in_for_stays_real_on_other_threads():
     from jupyter_peft.memory.simulate import _gpu_kernels
     from jupyter_peft.memory.trace import batch_rows
 
-    inside, leave, seen = threading.Event(), threading.Event(), {}
+    seen = {}
 
-    def simulating() -> None:
+    @contextlib.contextmanager
+    def simulating() -> Iterator[None]:
         with _gpu_kernels(), batch_rows():
             seen["packed there"] = masking_utils.find_packed_sequence_indices(torch.tensor([[0, 1, 0, 1]]))
             seen["tile there"] = kernels._addmm_fp32(None)
-            inside.set()
-            leave.wait(30)
+            yield
 
-    worker = threading.Thread(target=simulating)
-    worker.start()
-    try:
-        assert inside.wait(30)
+    with _held_on_another_thread(simulating):
         packed = masking_utils.find_packed_sequence_indices(torch.tensor([[0, 1, 0, 1]]))
         assert packed is not None and packed.tolist() == [[0, 0, 1, 1]]  # the real look for packed rows
         out = torch.zeros(2, 2)
         kernels._addmm_fp32(out, torch.ones(2, 3), torch.ones(3, 2))  # the real accumulation
         assert out.sum().item() == 12.0
-    finally:
-        leave.set()
-        worker.join()
     assert seen == {"packed there": None, "tile there": None}
     assert masking_utils.find_packed_sequence_indices(torch.tensor([[0, 1, 0, 1]])) is not None

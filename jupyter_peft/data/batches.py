@@ -1,7 +1,7 @@
 """The batches a trainer will build, in its sampler's order, and the longest of them.
 
 `batches(trainer)` iterates the trainer's own train dataloader (`get_train_dataloader`, the
-sampler seeded by `args.seed` / `data_seed` as `Trainer.train` seeds it) and notes each
+sampler seeded by `data_seed` or `args.seed` as a run seeds it, `seeded`) and notes each
 micro-batch's shape: rows (chosen and rejected together for preference trainers), padded
 length, real tokens and trained tokens. Steps count optimizer steps (1-based), so with
 gradient accumulation several micro-batches share a step; a run of `max_steps` that ends
@@ -76,15 +76,12 @@ def batches(trainer: Any, steps: int | None = None) -> Batches:
     None: the trainer's max_steps, or its epochs)."""
     import math
 
-    from transformers.trainer_utils import set_seed
-
     args = trainer.args
     accumulation = max(int(args.gradient_accumulation_steps), 1)
     if steps is None:
         steps = args.max_steps if args.max_steps and args.max_steps > 0 else None
     epochs = max(int(math.ceil(args.num_train_epochs)), 1)
-    set_seed(args.seed)  # as Trainer.train does before it builds the dataloader
-    loader = trainer.get_train_dataloader()
+    loader = seeded(trainer.get_train_dataloader(), args.data_seed if args.data_seed is not None else args.seed)
     out = Batches(batch_size=int(args.per_device_train_batch_size), accumulation=accumulation,
                   packing=bool(getattr(args, "packing", False)), max_length=getattr(args, "max_length", None))
     index = 0
@@ -102,6 +99,35 @@ def batches(trainer: Any, steps: int | None = None) -> Batches:
         if per_epoch == 0 or (steps is None and epoch + 1 >= epochs):
             break
     return out
+
+
+def seeded(loader: Any, seed: int) -> Any:
+    """`loader` with its random samplers on their own generators, seeded as the trainer's run
+    seeds them (Trainer.__init__ seeds torch with `args.seed`; accelerate's seedable sampler
+    reads that seed, or `data_seed`; a plain RandomSampler draws its seed from torch's
+    generator just after). Nothing global is reseeded or drawn from: another thread (a run
+    training meanwhile) keeps its data order and its init."""
+    import torch
+    from torch.utils.data import DataLoader, RandomSampler
+
+    seen: set[int] = set()
+    todo = [loader]
+    while todo:
+        part = todo.pop()
+        if part is None or id(part) in seen:
+            continue
+        seen.add(id(part))
+        if isinstance(part, RandomSampler):
+            if hasattr(part, "initial_seed"):  # accelerate's SeedableRandomSampler
+                part.initial_seed = seed
+            elif part.generator is None:
+                first = torch.empty((), dtype=torch.int64).random_(generator=torch.Generator().manual_seed(seed))
+                part.generator = torch.Generator().manual_seed(int(first.item()))
+            continue
+        if isinstance(part, DataLoader) and part.generator is None:
+            part.generator = torch.Generator().manual_seed(seed)  # its workers' base seed, drawn at each epoch
+        todo += [getattr(part, name, None) for name in ("sampler", "batch_sampler", "base_dataloader")]
+    return loader
 
 
 def _shape(batch: dict[str, Any], index: int, step: int, epoch: int) -> Batch:

@@ -4,7 +4,9 @@ Tokenizing, the chat template, `assistant_only_loss` / completion-only masks, tr
 packing, the collator and the sampler (its seed) are the trainer's, not a re-implementation:
 the stand-in is a 1-layer, 16-wide Llama with the tokenizer's vocabulary (built in
 milliseconds, never trained). The config is `trainer_config` of the plan's `train:` block
-with the run-only fields (precision, saving, reporting) set for a CPU and no files.
+with the run-only fields (precision, saving, reporting) set for a CPU and no files. Building
+it leaves the process's random state alone (`_threads.private_random`): a preview on the
+studio's thread must not move the data order or init of a run training on another.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .._errors import PlanError
+from .._threads import private_random
 
 
 def train_block(plan: Any, trainer: str | None, max_length: int | None, **fields: Any) -> dict[str, Any]:
@@ -40,8 +43,9 @@ def stand_in_model(tokenizer: Any) -> Any:
 
     config = LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
                          num_key_value_heads=1, vocab_size=max(len(tokenizer), 1), max_position_embeddings=1 << 20)
-    with torch.device("cpu"):
-        return LlamaForCausalLM(config)
+    with torch.device("meta"):  # no weights drawn from torch's generator (_threads.private_random)
+        model = LlamaForCausalLM(config)
+    return model.to_empty(device="cpu")  # its values are never read: only the data path is TRL's
 
 
 def build(dataset: Any, tokenizer: Any, train: dict[str, Any]) -> Any:
@@ -61,7 +65,7 @@ def build(dataset: Any, tokenizer: Any, train: dict[str, Any]) -> Any:
         config = trainer_config(block, folder, on_gpu=True, **run_only)
         model = stand_in_model(tokenizer)
         extra = {"ref_model": copy.deepcopy(model)} if name in ("dpo", "kto") else {}
-        with _quiet(), _progress(dataset, name):
+        with _quiet(), _progress(dataset, name), private_random():
             try:
                 return trainer_cls(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                                    **extra)

@@ -77,6 +77,9 @@ def launch(model: Any, plan: Any = None, *, processes: int | None = None, machin
         check_idle(model)  # the plan is applied to this base in the kernel (for the dashboard, load_into)
     with undo_on_error(model) if peft_model is None else contextlib.nullcontext():
         if peft_model is None:
+            from ..training.trainer import seed_init
+
+            seed_init(plan.train)  # the run's seed makes its adapter too
             peft_model = apply(plan, model)
         run = _start(peft_model, plan, folder, gpus=gpus, processes=processes, machines=machines,
                      strategy=strategy, dataset=dataset, eval_dataset=eval_dataset, tokenizer=tokenizer,

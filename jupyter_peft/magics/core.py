@@ -138,6 +138,10 @@ class PeftMagics(Magics):
                 bound["tokenizer"] = tokenizer
         run = None
         with undo_on_error(model):
+            if plan.train is not None:
+                from ..training.trainer import seed_init
+
+                seed_init(plan.train)  # the run's seed makes its adapter too
             peft_model = apply(plan, model)
             if plan.train is not None:
                 from .train import train_from_plan

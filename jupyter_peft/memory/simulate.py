@@ -171,7 +171,7 @@ def _gpu_kernels() -> Iterator[None]:
     """TRL's fused head on CUDA folds each logits tile with a Triton kernel and accumulates
     gradients with `addmm(out_dtype=float32, out=...)`, allocating nothing; its CPU fallback
     makes fp32 copies of every tile. Do both in place, as CUDA does (values do not matter)."""
-    from .trace import gate
+    from .._threads import gate
 
     try:
         from trl.kernels import chunked_logprob as kernels

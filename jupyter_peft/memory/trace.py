@@ -39,6 +39,8 @@ from torch.distributed._tools.mem_tracker import MemTracker, _MemRefType
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from .._threads import gate
+
 # ---- flash-style attention ---------------------------------------------------------------
 
 
@@ -252,24 +254,6 @@ def cuda_like(autocast: torch.dtype | None) -> Iterator[None]:
 
 _MASKED: contextvars.ContextVar[bool] = contextvars.ContextVar("jupyter_peft_masked", default=False)
 _FAKE_ROWS: contextvars.ContextVar[bool] = contextvars.ContextVar("jupyter_peft_fake_rows", default=False)
-
-
-def gate(module: Any, name: str, flag: contextvars.ContextVar[bool], fake: Any) -> None:
-    """Replace `module.name`, once and for good, by a function that runs `fake(original, ...)`
-    where `flag` is set (a simulation, on its own thread: context variables are per thread) and
-    the original everywhere else. A patch set and restored around a simulation would also reach a real run
-    training on another thread meanwhile, and two simulations at once could restore each
-    other's patch for good."""
-    original = getattr(module, name)
-    if getattr(original, "_jupyter_peft_gate", None) is flag:
-        return
-
-    def gated(*args: Any, **kwargs: Any) -> Any:
-        return fake(original, *args, **kwargs) if flag.get() else original(*args, **kwargs)
-
-    gated._jupyter_peft_gate = flag  # type: ignore[attr-defined]
-    gated.__name__ = getattr(original, "__name__", name)
-    setattr(module, name, gated)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ import dataclasses
 import enum
 import functools
 import re
+import threading
 import types
 import typing
 from dataclasses import dataclass, field
@@ -454,6 +455,24 @@ def can_target(method_name: str, kind: str) -> bool | None:
     method = get(method_name)
     if not method.targets_modules:
         return False
+    import torch
+
+    # On meta first: a probe must not draw from torch's global generator, which a run on another
+    # thread (or the user's next seeded cell) draws its init and data order from. The few methods
+    # peft cannot build on meta (BOFT, SHiRA) are asked on the CPU with the generator's state kept.
+    with torch.device("meta"):
+        verdict = _injected(method, kind)
+    if verdict is None:
+        with _CPU_PROBE, torch.random.fork_rng(devices=[]):
+            verdict = _injected(method, kind)
+    return verdict
+
+
+_CPU_PROBE = threading.Lock()
+
+
+def _injected(method: Method, kind: str) -> bool | None:
+    """peft's verdict on injecting `method` into a fresh module of class `kind` (see can_target)."""
     module = _probe_module(kind)
     if module is None:
         return None

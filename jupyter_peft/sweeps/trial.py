@@ -59,7 +59,7 @@ def run_trial(sweep: Any, trial: Any, values: dict[str, Any]) -> tuple[str, floa
     """Train one trial on the sweep's model: ("complete" | "pruned" | "failed", value, why)."""
     from ..model.adapt import apply, check_idle
     from ..training.run import Run
-    from ..training.trainer import build
+    from ..training.trainer import build, seed_init
     from .space_plan import trial_plan
 
     model = sweep.model
@@ -76,9 +76,7 @@ def run_trial(sweep: Any, trial: Any, values: dict[str, Any]) -> tuple[str, floa
     run = None
     check_idle(model)  # another run training this base now: the sweep stops (Sweep._loop)
     try:
-        from transformers import set_seed
-
-        set_seed(int(train.get("seed", 42)))  # the adapter's init too: trials differ only by their values
+        seed_init(train)  # the adapter's init too: trials differ only by their values
         apply(plan, model)
         ready = build(model, plan, output_dir=folder, **sweep.data)
         run = Run(ready.trainer, plan=plan.replace(train=ready.train))

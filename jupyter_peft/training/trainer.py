@@ -103,10 +103,29 @@ def build(
         config = trainer_config(train, str(folder), method=plan.method)  # TRL's checks, before the folder exists
         created = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
-    trainer = _construct(trainer_cls, name, peft_model, config, dataset, eval_dataset, tokenizer, init_kwargs,
-                         cleanup=folder if created else None)
+    trainer = _construct(trainer_cls, name, peft_model, _own_data_seed(config), dataset, eval_dataset, tokenizer,
+                         init_kwargs, cleanup=folder if created else None)
     folders.write_plan(folder, plan.replace(train=train))
     return Launch(trainer, folder, train, resume, prior, notes)
+
+
+def seed_init(train: dict[str, Any] | None) -> None:
+    """Seed torch, Python and NumPy with the run's `seed` (TRL's default 42) before its adapter
+    is made, as TRL's own trainers do before they make one: a cell run again gives the same
+    adapter and the same run, whatever ran before it."""
+    from transformers import TrainingArguments, set_seed
+
+    seed = (train or {}).get("seed")
+    set_seed(int(TrainingArguments.__dataclass_fields__["seed"].default if seed is None else seed))
+
+
+def _own_data_seed(config: Any) -> Any:
+    """The sampler seeded from the config itself (`data_seed`, else `seed`, what TRL documents),
+    not from torch's global seed when the loader is built on the run's thread, which other
+    threads could have reseeded meanwhile (a preview's trainer, another run's)."""
+    if getattr(config, "data_seed", None) is None and hasattr(config, "seed"):
+        config.data_seed = config.seed
+    return config
 
 
 def check_tokenizer(tokenizer: Any) -> None:

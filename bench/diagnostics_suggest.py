@@ -1,7 +1,7 @@
 """Does `run.suggest_ranks()` help? The demo's QUICKSTART plan against the same plan with the
 suggested ranks at the same adapter-parameter budget (issue 19), reported whatever the result.
 
-1. train the demo plan (LoRA r=16, all-linear) for `--steps` steps (fewer than QUICKSTART's 240,
+1. train the demo plan (LoRA r=16, all-linear) for `--steps` steps (fewer than QUICKSTART's 360,
    so the score is not saturated at 1.00 and a difference can show);
 2. `run.suggest_ranks()` (same budget), the `%%peft` cell it writes;
 3. train a fresh demo model with those ranks (alphas keep alpha / r), same steps, seed and data;

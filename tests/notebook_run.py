@@ -51,7 +51,7 @@ def cell_with(cells: list[nbformat.NotebookNode], source: str) -> nbformat.Noteb
 def as_a_reader() -> Iterator[None]:
     """The kernel starts with torch's default threads, as on a reader's machine, not the one
     thread scripts/test gives the suite's processes: the quickstart's quality claim (1.00 after
-    240 steps) was measured so, and another thread count is another training trajectory."""
+    360 steps) was measured so, and another thread count is another training trajectory."""
     saved = os.environ.pop("OMP_NUM_THREADS", None)
     try:
         yield

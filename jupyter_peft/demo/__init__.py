@@ -49,7 +49,7 @@ QUICKSTART: dict[str, Any] = {
     # no saving and no reporting (train_config.defaults)
     "train": {
         "trainer": "sft",
-        "max_steps": 240,
+        "max_steps": 360,
         "per_device_train_batch_size": 8,
         "learning_rate": 2e-3,
         "lr_scheduler_type": "constant_with_warmup",
@@ -61,8 +61,9 @@ QUICKSTART: dict[str, Any] = {
 }
 MEASURED = (
     "2 CPU cores, torch 2.13: base model 0.00 on the 100 held-out stories (it answers in prose, never "
-    "a card); after QUICKSTART's 240 steps (0.8 min of training) 1.00, and 0.00 with the adapter "
-    "switched off. 120 steps (24 s) reached 0.94."
+    "a card); after QUICKSTART's 360 steps (about 1.2 min of training) 1.00, and 0.00 with the adapter "
+    "switched off. Seeds 0-4 (bench/demo_seeds.py): 1.00, 1.00, 0.99, 0.99, 1.00. At 240 steps seeds 2 "
+    "and 3 still guessed the animal's color (0.78): the copy is learnt late, and at a seed's own step."
 )
 
 

@@ -27,7 +27,7 @@ def test_quickstart_trains_and_the_story_cards_get_better(tmp_path):
     assert "jp-peft-summary" in summary.outputs[0].data["text/html"]
     # the dashboard, replaced when the run ends by its static snapshot (what a saved notebook keeps)
     trained = cell_with(cells, "train:")
-    assert "finished at step 240/240" in text(trained) and "text/html" in mimes(trained), text(trained)
+    assert "finished at step 360/360" in text(trained) and "text/html" in mimes(trained), text(trained)
     estimate = text(cell_with(cells, "%peft estimate"))  # of the LoRA the cell above applied
     assert "MemoryEstimate(for method: lora" in estimate and "; analytic: total" in estimate, estimate
     scores = re.search(r"base (\d\.\d+) -> tuned (\d\.\d+)", text(cell_with(cells, "tuned_score =")))

@@ -44,8 +44,8 @@ _SEEDERS = ("set_seed", "enable_full_determinism")
 def private_random() -> Iterator[None]:
     """In this block, on this thread, the trainer modules loaded (transformers' and TRL's)
     seed nothing: a throwaway trainer built here leaves the process's random state as it was.
-    Model weights made here must not be drawn from torch's generator either (build them under
-    transformers' `no_init_weights`, or on meta)."""
+    Model weights made here must not be drawn from torch's generator either: build them on meta
+    (transformers' `no_init_weights` patches torch's init for every thread)."""
     for module_name, module in list(sys.modules.items()):
         if module is None or not module_name.startswith(("transformers.trainer", "trl.trainer.")):
             continue

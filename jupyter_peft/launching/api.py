@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import PlanError, unknown
-from ..model.adapt import applied_plan, apply, as_plan, check_idle, find_peft_model
+from ..model.adapt import applied_plan, as_plan, check_idle, find_peft_model
 from ..plan.train_config import STRATEGIES
 from ..training import folders
 from ..training.api import undo_on_error
+from ..training.trainer import apply_for_run
 from ..training.trainer import check as check_trainer
 from . import process
 from .run import LaunchedRun
@@ -77,10 +78,7 @@ def launch(model: Any, plan: Any = None, *, processes: int | None = None, machin
         check_idle(model)  # the plan is applied to this base in the kernel (for the dashboard, load_into)
     with undo_on_error(model) if peft_model is None else contextlib.nullcontext():
         if peft_model is None:
-            from ..training.trainer import seed_init
-
-            seed_init(plan.train)  # the run's seed makes its adapter too
-            peft_model = apply(plan, model)
+            peft_model = apply_for_run(plan, model)
         run = _start(peft_model, plan, folder, gpus=gpus, processes=processes, machines=machines,
                      strategy=strategy, dataset=dataset, eval_dataset=eval_dataset, tokenizer=tokenizer,
                      rewards=rewards, main_ip=main_ip, env=env, exit_grace=exit_grace)

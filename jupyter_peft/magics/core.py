@@ -138,14 +138,13 @@ class PeftMagics(Magics):
                 bound["tokenizer"] = tokenizer
         run = None
         with undo_on_error(model):
-            if plan.train is not None:
-                from ..training.trainer import seed_init
-
-                seed_init(plan.train)  # the run's seed makes its adapter too
-            peft_model = apply(plan, model)
-            if plan.train is not None:
+            if plan.train is None:
+                peft_model = apply(plan, model)
+            else:
+                from ..training.trainer import apply_for_run
                 from .train import train_from_plan
 
+                peft_model = apply_for_run(plan, model)
                 run = train_from_plan(peft_model, plan, ChainMap(bound, ns), runs_dir=self.runs_dir)
         return {**bound, "peft_model": peft_model}, run
 

@@ -57,9 +57,9 @@ class Reporter(TrainerCallback):
 
 def run_trial(sweep: Any, trial: Any, values: dict[str, Any]) -> tuple[str, float | None, str]:
     """Train one trial on the sweep's model: ("complete" | "pruned" | "failed", value, why)."""
-    from ..model.adapt import apply, check_idle
+    from ..model.adapt import check_idle
     from ..training.run import Run
-    from ..training.trainer import build, seed_init
+    from ..training.trainer import apply_for_run, build
     from .space_plan import trial_plan
 
     model = sweep.model
@@ -76,8 +76,7 @@ def run_trial(sweep: Any, trial: Any, values: dict[str, Any]) -> tuple[str, floa
     run = None
     check_idle(model)  # another run training this base now: the sweep stops (Sweep._loop)
     try:
-        seed_init(train)  # the adapter's init too: trials differ only by their values
-        apply(plan, model)
+        apply_for_run(plan, model)  # seeded: trials differ only by their values
         ready = build(model, plan, output_dir=folder, **sweep.data)
         run = Run(ready.trainer, plan=plan.replace(train=ready.train))
         reporter = Reporter(trial, run, sweep.metric, on_report=sweep.publish)

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from .._compat import base_model
-from ..model.adapt import Snapshot, apply, as_plan, check_idle, find_peft_model
+from ..model.adapt import Snapshot, as_plan, check_idle, find_peft_model
 from ..model.summary import method_name
 from ..session import session
 from .run import Run
+from .trainer import apply_for_run, check_tokenizer
 from .trainer import build as build_trainer
 from .trainer import check as check_trainer
-from .trainer import check_tokenizer, seed_init
 
 
 def train(peft_model: Any, plan: Any = None, *, dataset: Any = None, tokenizer: Any = None, eval_dataset: Any = None,
@@ -48,8 +48,7 @@ def train(peft_model: Any, plan: Any = None, *, dataset: Any = None, tokenizer: 
                   output_dir=output_dir, adapter=adapter, **trainer_kwargs)
     with undo_on_error(peft_model) if model is None else contextlib.nullcontext():
         if model is None:
-            seed_init(plan.train)  # the run's seed makes its adapter too
-            model = apply(plan, peft_model)
+            model = apply_for_run(plan, peft_model)
         ready = build_trainer(model, plan, dataset=dataset, tokenizer=tokenizer, eval_dataset=eval_dataset,
                               reward_funcs=reward_funcs, output_dir=output_dir, runs_dir=runs_dir, **trainer_kwargs)
         run = Run(ready.trainer, plan=plan.replace(train=ready.train), resume=ready.resume, prior=ready.prior,

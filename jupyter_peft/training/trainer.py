@@ -109,14 +109,17 @@ def build(
     return Launch(trainer, folder, train, resume, prior, notes)
 
 
-def seed_init(train: dict[str, Any] | None) -> None:
-    """Seed torch, Python and NumPy with the run's `seed` (TRL's default 42) before its adapter
-    is made, as TRL's own trainers do before they make one: a cell run again gives the same
-    adapter and the same run, whatever ran before it."""
+def apply_for_run(plan: Plan, model: Any) -> Any:
+    """`apply(plan, model)` for a run: torch, Python and NumPy are seeded with the train block's
+    `seed` (TRL's default 42) first, as TRL's own trainers seed before they make an adapter, so a
+    cell run again gives the same adapter and the same run, whatever ran before it."""
     from transformers import TrainingArguments, set_seed
 
-    seed = (train or {}).get("seed")
+    from ..model.adapt import apply
+
+    seed = (plan.train or {}).get("seed")
     set_seed(int(TrainingArguments.__dataclass_fields__["seed"].default if seed is None else seed))
+    return apply(plan, model)
 
 
 def _own_data_seed(config: Any) -> Any:
